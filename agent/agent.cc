@@ -1,0 +1,300 @@
+#include "agent/agent.h"
+
+#include <chrono>
+#include <condition_variable>
+#include <filesystem>
+#include <mutex>
+#include <random>
+#include <thread>
+
+#include "appliers/sql_applier.h"
+#include "capture/log_table_source.h"
+#include "schemas/db/civishare_tables.h"
+#include "schemas/log.h"
+#include "transport/http_sender.h"
+#include "transport/receiver.h"
+
+namespace civishare {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// Wakes sleeping loops early: on stop, on new outbox records, on new inbox entries.
+class Signal {
+ public:
+  void notify() {
+    {
+      std::lock_guard lock(mu_);
+      ++generation_;
+    }
+    cv_.notify_all();
+  }
+  // Waits up to `ms` or until notified after `seen`; returns the current generation.
+  std::uint64_t wait(std::uint64_t seen, int ms, const std::atomic<bool>& stop) {
+    std::unique_lock lock(mu_);
+    cv_.wait_for(lock, std::chrono::milliseconds(ms),
+                 [&] { return generation_ != seen || stop.load(); });
+    return generation_;
+  }
+  std::uint64_t generation() {
+    std::lock_guard lock(mu_);
+    return generation_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::uint64_t generation_ = 0;
+};
+
+// Exponential backoff with full jitter, 0.5 s to 60 s.
+int backoff_ms(int failures) {
+  static thread_local std::mt19937 rng{std::random_device{}()};
+  int cap = std::min(60000, 500 << std::min(failures, 7));
+  return std::uniform_int_distribution<int>(cap / 2, cap)(rng);
+}
+
+std::vector<const TypeDefinition*> captured_types(const Config& c) {
+  // Capture every type some peer receives from us, parents first (built-in order is by name, and
+  // contact.base sorts... so order explicitly: types without parent first).
+  std::vector<const TypeDefinition*> out;
+  for (int pass = 0; pass < 2; ++pass) {
+    for (const auto& def : TypeRegistry::builtin().all()) {
+      if (static_cast<bool>(def.parent) != (pass == 1)) continue;
+      bool wanted = false;
+      for (const auto& p : c.peers) {
+        for (const auto& t : p.outgoing) wanted = wanted || t == def.type;
+      }
+      if (wanted) out.push_back(&def);
+    }
+  }
+  return out;
+}
+
+Result<db::Connection> connect(const Config& c) { return db::Connection::open(c.connection_options()); }
+
+}  // namespace
+
+Agent::Agent(Config config) : config_(std::move(config)) {}
+Agent::~Agent() = default;
+
+Status Agent::open() {
+  std::error_code ec;
+  std::filesystem::create_directories(config_.node.data_dir, ec);
+  if (ec) {
+    return make_error(Errc::storage, "cannot create node.data_dir " + config_.node.data_dir + ": " +
+                                         ec.message());
+  }
+  auto store = Store::open(config_.node.data_dir);
+  if (!store) return store.error();
+  store_ = std::move(*store);
+  return ok_status();
+}
+
+Result<std::string> Agent::cursor() {
+  auto c = store_->cursor(LogTableSource::kCursorName);
+  if (!c) return c.error();
+  if (!*c) return make_error(Errc::not_found, "no cursor yet: run `civishare init` first");
+  return **c;
+}
+
+Status Agent::init(bool add_indexes) {
+  auto conn = connect(config_);
+  if (!conn) return conn.error();
+  for (const auto& ddl : db::civishare_table_ddl()) {
+    if (auto s = conn->exec(ddl); !s) return s.error();
+  }
+  log_info("init", "civishare_idmap and civishare_applied are in place");
+  const std::string log_schema =
+      config_.database.log_schema.empty() ? config_.database.schema : config_.database.log_schema;
+  for (const auto* def : captured_types(config_)) {
+    auto exists = conn->scalar(
+        "SELECT ENGINE FROM information_schema.TABLES WHERE TABLE_SCHEMA = " +
+        conn->quote(log_schema) + " AND TABLE_NAME = " + conn->quote(def->log_table()));
+    if (!exists) return exists.error();
+    if (!*exists) {
+      return make_error(Errc::invalid_config,
+                        log_schema + "." + def->log_table() +
+                            " does not exist: enable CiviCRM's detailed logging (Administer > "
+                            "System Settings > Misc) or set database.log_schema");
+    }
+    auto triggers = conn->scalar(
+        "SELECT COUNT(*) FROM information_schema.TRIGGERS WHERE EVENT_OBJECT_SCHEMA = " +
+        conn->quote(config_.database.schema) + " AND EVENT_OBJECT_TABLE = " +
+        conn->quote(def->table) + " AND ACTION_STATEMENT LIKE " +
+        conn->quote("%" + def->log_table() + "%"));
+    if (!triggers) return triggers.error();
+    if (!*triggers || **triggers != "3") {
+      log_warn("init", def->table + " has " + triggers->value_or("0") +
+                           " of 3 logging triggers: rebuild them with `cv api4 System.flush "
+                           "triggers=1` or changes will be missed");
+    }
+    auto indexed = conn->scalar(
+        "SELECT COUNT(*) FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = " +
+        conn->quote(log_schema) + " AND TABLE_NAME = " + conn->quote(def->log_table()) +
+        " AND COLUMN_NAME = 'log_date' AND SEQ_IN_INDEX = 1");
+    if (!indexed) return indexed.error();
+    if (indexed->value_or("0") == "0") {
+      const std::string sql = "ALTER TABLE " + db::Connection::quote_identifier(log_schema) + "." +
+                              db::Connection::quote_identifier(def->log_table()) +
+                              " ADD INDEX civishare_log_date (log_date)";
+      if (add_indexes) {
+        if (auto s = conn->exec(sql); !s) return s.error();
+        log_info("init", "added an index on " + def->log_table() + ".log_date");
+      } else {
+        log_warn("init", def->log_table() + " has no index on log_date: every poll scans the "
+                                            "whole table. Run `civishare init --add-indexes` or: " + sql);
+      }
+    }
+  }
+  LogTableOptions lo{config_.node.name, config_.database.log_schema, captured_types(config_)};
+  LogTableSource source(lo, std::move(*conn), *store_);
+  auto w = source.ensure_cursor();
+  if (!w) return w.error();
+  log_info("init", "capture starts at cursor " + LogTableSource::format_cursor(*w));
+  return ok_status();
+}
+
+int Agent::run(bool once, std::atomic<bool>& stop) {
+  const auto& types = TypeRegistry::builtin();
+  Signal outbox_signal;
+  Signal inbox_signal;
+  std::atomic<bool> failed{false};
+  std::atomic<bool> peer_unreachable{false};
+  std::atomic<bool> finished{false};
+
+  ChangeReceiver receiver(config_.node.name, config_.links(), *store_, types,
+                          [&] { inbox_signal.notify(); });
+  auto server = HttpServer::start(config_.receiver.host, config_.receiver.port,
+                                  [&](const HttpRequest& r) { return receiver.handle(r); });
+  if (!server) {
+    log_error("agent", server.error().message);
+    return 1;
+  }
+  log_info("agent", "node `" + config_.node.name + "` receiving on " + config_.receiver.listen);
+
+  const int poll_ms = config_.capture.poll_interval_ms;
+  const auto capture_types = captured_types(config_);
+  const std::int64_t started = std::chrono::duration_cast<std::chrono::seconds>(
+                                   std::chrono::system_clock::now().time_since_epoch())
+                                   .count();
+  std::atomic<bool> capture_done{capture_types.empty()};
+  Signal capture_signal;  // only ever woken for stop
+
+  std::thread capture_thread([&] {
+    std::unique_ptr<LogTableSource> source;
+    int failures = 0;
+    std::uint64_t seen = 0;
+    while (!stop && !capture_done) {
+      if (!source) {
+        auto conn = connect(config_);
+        if (!conn) {
+          log_error("capture", conn.error().message + "; retrying");
+          if (once) { failed = true; break; }
+          seen = capture_signal.wait(seen, backoff_ms(failures++), stop);
+          continue;
+        }
+        source = std::make_unique<LogTableSource>(
+            LogTableOptions{config_.node.name, config_.database.log_schema, capture_types},
+            std::move(*conn), *store_);
+      }
+      auto r = source->poll();
+      if (!r) {
+        log_error("capture", r.error().message);
+        source.reset();  // reconnect: the connection may be gone
+        if (once) { failed = true; break; }
+        seen = capture_signal.wait(seen, backoff_ms(failures++), stop);
+        continue;
+      }
+      failures = 0;
+      if (r->records) outbox_signal.notify();
+      // Catch-up: done once the cursor has passed the moment the run started.
+      if (once && r->watermark >= started) break;
+      seen = capture_signal.wait(seen, once ? 200 : poll_ms, stop);
+    }
+    capture_done = true;
+    outbox_signal.notify();
+  });
+
+  std::vector<std::thread> senders;
+  for (const auto& link : config_.links()) {
+    senders.emplace_back([&, link] {
+      HttpSender sender(config_.node.name, link, *store_);
+      int failures = 0;
+      std::string last_error;
+      std::uint64_t seen = outbox_signal.generation();
+      while (!stop) {
+        auto r = sender.send_once();
+        if (!r) {
+          if (r.error().message != last_error) {
+            log_error("sender", r.error().message + " (changes stay queued; retrying with backoff)");
+            last_error = r.error().message;
+          }
+          if (once) { peer_unreachable = true; break; }
+          seen = outbox_signal.wait(seen, backoff_ms(failures++), stop);
+          // Outbox notifications must not cut the backoff short: wait out the rest.
+          continue;
+        }
+        if (!last_error.empty()) {
+          log_info("sender", "peer `" + link.name + "` reachable again");
+          last_error.clear();
+        }
+        failures = 0;
+        if (*r > 0) continue;  // more may be pending
+        if (once && capture_done) break;
+        seen = outbox_signal.wait(seen, once ? 100 : poll_ms, stop);
+      }
+    });
+  }
+
+  std::thread applier_thread([&] {
+    std::unique_ptr<SqlApplier> applier;
+    int failures = 0;
+    std::uint64_t seen = inbox_signal.generation();
+    while (!stop) {
+      if (!applier) {
+        auto conn = connect(config_);
+        if (!conn) {
+          log_error("applier", conn.error().message + "; received changes stay in the inbox");
+          if (once) { failed = true; break; }
+          seen = inbox_signal.wait(seen, backoff_ms(failures++), stop);
+          continue;
+        }
+        applier = std::make_unique<SqlApplier>(SqlApplierOptions{config_.node.name},
+                                               std::move(*conn), *store_, types);
+      }
+      auto r = applier->apply_pending();
+      if (!r) {
+        log_error("applier", r.error().message + "; the change stays in the inbox");
+        applier.reset();
+        if (once) { failed = true; break; }
+        seen = inbox_signal.wait(seen, backoff_ms(failures++), stop);
+        continue;
+      }
+      failures = 0;
+      if (*r > 0) continue;
+      if (once) break;
+      seen = inbox_signal.wait(seen, poll_ms, stop);
+    }
+  });
+
+  // Wake every sleeping loop as soon as a stop is requested (signal handlers only set the flag).
+  std::thread stopper([&] {
+    while (!stop && !(once && finished)) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    capture_signal.notify();
+    outbox_signal.notify();
+    inbox_signal.notify();
+  });
+  capture_thread.join();
+  for (auto& t : senders) t.join();
+  applier_thread.join();
+  finished = true;
+  stopper.join();
+  (*server)->stop();
+  if (failed) return 1;
+  if (peer_unreachable) return 3;
+  return 0;
+}
+
+}  // namespace civishare

@@ -1,0 +1,36 @@
+// Wires the pipeline for one node: capture -> outbox -> senders; receiver -> inbox -> applier.
+// Lifecycle: construct with a validated Config, then run() once. Threads: one capture thread, one
+// sender thread per peer, one applier thread, the receiver's io thread; all stop when `stop` is set
+// (SIGTERM/SIGINT), finishing the step in flight.
+#pragma once
+
+#include <atomic>
+#include <memory>
+
+#include "agent/config.h"
+#include "schemas/result.h"
+#include "transport/queue/store.h"
+
+namespace civishare {
+
+class Agent {
+ public:
+  explicit Agent(Config config);
+  ~Agent();
+
+  // Opens the store; creates the data dir if needed.
+  Status open();
+  // `civishare init`: data dir, civishare_* tables, logging checks, starting cursor.
+  Status init(bool add_indexes);
+  // The daemon (once = false) or the catch-up run (once = true). Returns the process exit code:
+  // 0 done, 1 error, 3 (once) a peer was unreachable and work is left.
+  int run(bool once, std::atomic<bool>& stop);
+  // `civishare cursor`
+  Result<std::string> cursor();
+
+ private:
+  Config config_;
+  std::unique_ptr<Store> store_;
+};
+
+}  // namespace civishare

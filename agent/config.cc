@@ -1,0 +1,257 @@
+#include "agent/config.h"
+
+#include <sys/stat.h>
+
+#include <fstream>
+#include <regex>
+#include <set>
+#include <sstream>
+#include <toml++/toml.h>
+
+#include "schemas/log.h"
+#include "schemas/type_definition.h"
+#include "transport/webhook.h"
+
+namespace civishare {
+
+namespace {
+
+Error bad(const std::string& key, const std::string& what) {
+  return make_error(Errc::invalid_config, "`" + key + "` " + what);
+}
+
+// Rejects keys the table does not know, naming the closest contract.
+Status only_keys(const toml::table& t, const std::string& where, std::set<std::string> allowed) {
+  for (const auto& [k, v] : t) {
+    (void)v;
+    std::string key(k.str());
+    if (!allowed.count(key)) {
+      std::string list;
+      for (const auto& a : allowed) list += (list.empty() ? "" : ", ") + a;
+      return bad(where.empty() ? key : where + "." + key,
+                 "is not a known key" + (where.empty() ? std::string(" (sections: ") : " (" + where + " takes: ") +
+                     list + ")");
+    }
+  }
+  return ok_status();
+}
+
+template <typename T>
+Status read(const toml::table& t, const std::string& where, const char* key, T& out) {
+  const toml::node* n = t.get(key);
+  if (!n) return ok_status();
+  const std::string full = where + "." + key;
+  if constexpr (std::is_same_v<T, std::string>) {
+    if (auto v = n->value<std::string>(); v && n->is_string()) {
+      out = *v;
+      return ok_status();
+    }
+    return bad(full, "must be a string");
+  } else if constexpr (std::is_same_v<T, std::vector<std::string>>) {
+    const toml::array* a = n->as_array();
+    if (!a) return bad(full, "must be a list of strings, e.g. [\"civishare.change.contact.base\"]");
+    out.clear();
+    for (const auto& item : *a) {
+      auto v = item.value<std::string>();
+      if (!v || !item.is_string()) return bad(full, "must be a list of strings");
+      out.push_back(*v);
+    }
+    return ok_status();
+  } else {
+    if (!n->is_integer()) return bad(full, "must be an integer");
+    out = static_cast<T>(n->as_integer()->get());
+    return ok_status();
+  }
+}
+
+const toml::table* section(const toml::table& root, const char* name) {
+  const toml::node* n = root.get(name);
+  return n ? n->as_table() : nullptr;
+}
+
+#define CIVISHARE_TRY(expr)            \
+  do {                                 \
+    auto _s = (expr);                  \
+    if (!_s) return _s.error();        \
+  } while (0)
+
+Status check_types(const std::string& key, const std::vector<std::string>& types) {
+  for (const auto& t : types) {
+    if (!TypeRegistry::builtin().find(t)) {
+      std::string known;
+      for (const auto& d : TypeRegistry::builtin().all()) known += (known.empty() ? "" : ", ") + d.type;
+      return bad(key, "names unknown type `" + t + "` (known: " + known + ")");
+    }
+  }
+  return ok_status();
+}
+
+bool valid_url(const std::string& url) {
+  static const std::regex re(R"(^https?://[A-Za-z0-9.\-\[\]:]+(:[0-9]{1,5})?(/.*)?$)");
+  return std::regex_match(url, re);
+}
+
+}  // namespace
+
+db::ConnectionOptions Config::connection_options() const {
+  db::ConnectionOptions o;
+  o.host = database.host;
+  o.port = database.port;
+  o.socket = database.socket;
+  o.user = database.user;
+  o.password = database.password;
+  o.schema = database.schema;
+  return o;
+}
+
+std::vector<PeerLink> Config::links() const {
+  std::vector<PeerLink> out;
+  for (const auto& p : peers) {
+    PeerLink l;
+    l.name = p.name;
+    l.url = p.url;
+    l.key = *webhook::key_from_secret(p.secret);
+    l.outgoing = {p.outgoing.begin(), p.outgoing.end()};
+    l.incoming = {p.incoming.begin(), p.incoming.end()};
+    out.push_back(std::move(l));
+  }
+  return out;
+}
+
+Result<Config> parse_config(std::string_view text, const std::string& origin) {
+  toml::table root;
+  try {
+    root = toml::parse(text, origin);
+  } catch (const toml::parse_error& e) {
+    std::ostringstream where;
+    where << e.source().begin;
+    return make_error(Errc::invalid_config,
+                      origin + ": not valid TOML at " + where.str() + ": " + std::string(e.description()));
+  }
+  CIVISHARE_TRY(only_keys(root, "", {"node", "database", "capture", "receiver", "applier", "peer"}));
+  Config c;
+
+  const toml::table* node = section(root, "node");
+  if (!node) return bad("node", "section is missing: add [node] with name and data_dir");
+  CIVISHARE_TRY(only_keys(*node, "node", {"name", "data_dir"}));
+  CIVISHARE_TRY(read(*node, "node", "name", c.node.name));
+  CIVISHARE_TRY(read(*node, "node", "data_dir", c.node.data_dir));
+  static const std::regex name_re("^[a-z0-9_]{1,16}$");
+  if (!std::regex_match(c.node.name, name_re)) {
+    return bad("node.name", "must be 1-16 characters of a-z, 0-9 and _, e.g. \"civi1\"");
+  }
+  if (c.node.data_dir.empty()) return bad("node.data_dir", "is required, e.g. \"/var/lib/civishare\"");
+
+  const toml::table* dbt = section(root, "database");
+  if (!dbt) return bad("database", "section is missing: add [database] with user and password");
+  CIVISHARE_TRY(only_keys(*dbt, "database", {"host", "port", "socket", "user", "password",
+                                             "password_file", "schema", "log_schema"}));
+  int port = c.database.port;
+  CIVISHARE_TRY(read(*dbt, "database", "host", c.database.host));
+  CIVISHARE_TRY(read(*dbt, "database", "port", port));
+  CIVISHARE_TRY(read(*dbt, "database", "socket", c.database.socket));
+  CIVISHARE_TRY(read(*dbt, "database", "user", c.database.user));
+  CIVISHARE_TRY(read(*dbt, "database", "password", c.database.password));
+  CIVISHARE_TRY(read(*dbt, "database", "password_file", c.database.password_file));
+  CIVISHARE_TRY(read(*dbt, "database", "schema", c.database.schema));
+  CIVISHARE_TRY(read(*dbt, "database", "log_schema", c.database.log_schema));
+  if (port < 1 || port > 65535) return bad("database.port", "must be between 1 and 65535");
+  c.database.port = static_cast<std::uint16_t>(port);
+  if (c.database.user.empty()) return bad("database.user", "is required");
+  if (!c.database.password.empty() && !c.database.password_file.empty()) {
+    return bad("database.password", "and `database.password_file` are both set: keep one");
+  }
+  if (!c.database.password_file.empty()) {
+    std::ifstream in(c.database.password_file);
+    if (!in) return bad("database.password_file", "cannot be read: " + c.database.password_file);
+    std::getline(in, c.database.password);
+  }
+  if (c.database.schema.empty()) return bad("database.schema", "must name the CiviCRM database");
+
+  if (const toml::table* cap = section(root, "capture")) {
+    CIVISHARE_TRY(only_keys(*cap, "capture", {"source", "poll_interval_ms"}));
+    CIVISHARE_TRY(read(*cap, "capture", "source", c.capture.source));
+    CIVISHARE_TRY(read(*cap, "capture", "poll_interval_ms", c.capture.poll_interval_ms));
+  }
+  if (c.capture.source == "binlog") {
+    return bad("capture.source", "= \"binlog\" is not available in this version yet; use \"log_tables\"");
+  }
+  if (c.capture.source != "log_tables") return bad("capture.source", "must be \"log_tables\" or \"binlog\"");
+  if (c.capture.poll_interval_ms < 50 || c.capture.poll_interval_ms > 3600000) {
+    return bad("capture.poll_interval_ms", "must be between 50 and 3600000");
+  }
+
+  if (const toml::table* rec = section(root, "receiver")) {
+    CIVISHARE_TRY(only_keys(*rec, "receiver", {"listen"}));
+    CIVISHARE_TRY(read(*rec, "receiver", "listen", c.receiver.listen));
+  }
+  {
+    static const std::regex listen_re(R"(^([0-9.]+|\[[0-9a-fA-F:]+\]):([0-9]{1,5})$)");
+    std::smatch m;
+    if (!std::regex_match(c.receiver.listen, m, listen_re) || std::stoi(m[2]) > 65535) {
+      return bad("receiver.listen", "must be IP:port, e.g. \"127.0.0.1:7800\"");
+    }
+    c.receiver.host = m[1];
+    if (c.receiver.host.front() == '[') c.receiver.host = c.receiver.host.substr(1, c.receiver.host.size() - 2);
+    c.receiver.port = static_cast<std::uint16_t>(std::stoi(m[2]));
+  }
+
+  if (const toml::table* app = section(root, "applier")) {
+    CIVISHARE_TRY(only_keys(*app, "applier", {"kind", "url", "api_key", "site_key", "contact_id"}));
+    CIVISHARE_TRY(read(*app, "applier", "kind", c.applier.kind));
+    CIVISHARE_TRY(read(*app, "applier", "url", c.applier.url));
+    CIVISHARE_TRY(read(*app, "applier", "api_key", c.applier.api_key));
+    CIVISHARE_TRY(read(*app, "applier", "site_key", c.applier.site_key));
+    CIVISHARE_TRY(read(*app, "applier", "contact_id", c.applier.contact_id));
+  }
+  if (c.applier.kind == "apiv4") {
+    return bad("applier.kind", "= \"apiv4\" is not available in this version yet; use \"sql\"");
+  }
+  if (c.applier.kind != "sql") return bad("applier.kind", "must be \"sql\" or \"apiv4\"");
+
+  if (const toml::node* peers = root.get("peer")) {
+    const toml::array* arr = peers->as_array();
+    if (!arr) return bad("peer", "must be written as [[peer]] sections");
+    std::set<std::string> names;
+    for (std::size_t i = 0; i < arr->size(); ++i) {
+      const std::string where = "peer[" + std::to_string(i) + "]";
+      const toml::table* pt = (*arr)[i].as_table();
+      if (!pt) return bad(where, "must be a [[peer]] section");
+      CIVISHARE_TRY(only_keys(*pt, where, {"name", "url", "secret", "outgoing", "incoming"}));
+      Config::Peer p;
+      CIVISHARE_TRY(read(*pt, where, "name", p.name));
+      CIVISHARE_TRY(read(*pt, where, "url", p.url));
+      CIVISHARE_TRY(read(*pt, where, "secret", p.secret));
+      CIVISHARE_TRY(read(*pt, where, "outgoing", p.outgoing));
+      CIVISHARE_TRY(read(*pt, where, "incoming", p.incoming));
+      if (!std::regex_match(p.name, name_re)) {
+        return bad(where + ".name", "must be the peer's node.name (1-16 of a-z, 0-9, _)");
+      }
+      if (p.name == c.node.name) return bad(where + ".name", "is this node's own name");
+      if (!names.insert(p.name).second) return bad(where + ".name", "`" + p.name + "` is listed twice");
+      if (!valid_url(p.url)) {
+        return bad(where + ".url", "must include a scheme and host, e.g. `https://civi2.example.org:7800`");
+      }
+      if (p.secret.empty()) return bad(where + ".secret", "is required; make one with `civishare secret`");
+      if (auto k = webhook::key_from_secret(p.secret); !k) return bad(where + ".secret", k.error().message);
+      CIVISHARE_TRY(check_types(where + ".outgoing", p.outgoing));
+      CIVISHARE_TRY(check_types(where + ".incoming", p.incoming));
+      c.peers.push_back(std::move(p));
+    }
+  }
+  return c;
+}
+
+Result<Config> load_config(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return make_error(Errc::invalid_config, "cannot read config file " + path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  struct stat st{};
+  if (::stat(path.c_str(), &st) == 0 && (st.st_mode & S_IROTH)) {
+    log_warn("config", path + " is world-readable and holds secrets: chmod 600 it");
+  }
+  return parse_config(ss.str(), path);
+}
+
+}  // namespace civishare

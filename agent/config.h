@@ -1,0 +1,69 @@
+// The agent's configuration: a plain struct parsed from TOML in one place, then validated.
+// Keys and meanings are the contract in docs/ARCHITECTURE.md; unknown keys are rejected.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "schemas/db/mariadb.h"
+#include "schemas/result.h"
+#include "transport/link.h"
+
+namespace civishare {
+
+struct Config {
+  struct Node {
+    std::string name;      // [a-z0-9_]{1,16}, unique in the federation
+    std::string data_dir;  // RocksDB store and runtime files
+  } node;
+
+  struct Database {
+    std::string host = "127.0.0.1";
+    std::uint16_t port = 3306;
+    std::string socket;         // when set, used instead of host/port
+    std::string user;
+    std::string password;       // or password_file
+    std::string password_file;
+    std::string schema = "civicrm";
+    std::string log_schema;     // where log_civicrm_* live; "" = schema
+  } database;
+
+  struct Capture {
+    std::string source = "log_tables";  // log_tables | binlog
+    int poll_interval_ms = 500;
+  } capture;
+
+  struct Receiver {
+    std::string listen = "127.0.0.1:7800";
+    std::string host;           // parsed from listen
+    std::uint16_t port = 7800;  // parsed from listen
+  } receiver;
+
+  struct Applier {
+    std::string kind = "sql";  // sql | apiv4
+    std::string url;
+    std::string api_key;
+    std::string site_key;
+    std::int64_t contact_id = 0;
+  } applier;
+
+  struct Peer {
+    std::string name;
+    std::string url;
+    std::string secret;
+    std::vector<std::string> outgoing;
+    std::vector<std::string> incoming;
+  };
+  std::vector<Peer> peers;
+
+  db::ConnectionOptions connection_options() const;
+  // The peers as links for the transport (secrets decoded). Call only on a validated config.
+  std::vector<PeerLink> links() const;
+};
+
+// Parses and validates. Errors name the key and say how to fix it.
+Result<Config> parse_config(std::string_view toml_text, const std::string& origin = "config");
+Result<Config> load_config(const std::string& path);
+
+}  // namespace civishare

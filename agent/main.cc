@@ -1,0 +1,118 @@
+// civishare: the CiviShare agent. See `civishare --help` and docs/ARCHITECTURE.md (Contracts).
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "agent/agent.h"
+#include "agent/config.h"
+#include "schemas/log.h"
+#include "transport/webhook.h"
+
+namespace {
+
+std::atomic<bool> g_stop{false};
+
+void on_signal(int) { g_stop = true; }
+
+constexpr const char* kUsage =
+    "usage: civishare <verb> --config FILE [options]\n"
+    "\n"
+    "verbs:\n"
+    "  init [--add-indexes]   create the data dir and civishare_* tables, check CiviCRM logging,\n"
+    "                         set the starting cursor; --add-indexes adds log_date indexes\n"
+    "  run [--once]           run the agent until SIGTERM; --once catches up and exits\n"
+    "                         (exit 3 when a peer was unreachable)\n"
+    "  cursor                 print the capture cursor\n"
+    "  secret                 print a new random link secret (no --config needed)\n"
+    "\n"
+    "exit codes: 0 success, 1 error, 2 usage, 3 work left (run --once)\n";
+
+int usage(const std::string& problem) {
+  if (!problem.empty()) std::fprintf(stderr, "civishare: %s\n\n", problem.c_str());
+  std::fputs(kUsage, stderr);
+  return 2;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace civishare;
+  if (const char* level = std::getenv("CIVISHARE_LOG_LEVEL"); level && std::strcmp(level, "debug") == 0) {
+    set_log_level(LogLevel::debug);
+  }
+  std::vector<std::string> args(argv + 1, argv + argc);
+  if (args.empty()) return usage("");
+  const std::string verb = args[0];
+  if (verb == "--help" || verb == "-h" || verb == "help") {
+    std::fputs(kUsage, stdout);
+    return 0;
+  }
+  std::string config_path;
+  bool once = false;
+  bool add_indexes = false;
+  for (std::size_t i = 1; i < args.size(); ++i) {
+    if (args[i] == "--config" && i + 1 < args.size()) {
+      config_path = args[++i];
+    } else if (args[i].rfind("--config=", 0) == 0) {
+      config_path = args[i].substr(9);
+    } else if (args[i] == "--once" && verb == "run") {
+      once = true;
+    } else if (args[i] == "--add-indexes" && verb == "init") {
+      add_indexes = true;
+    } else {
+      return usage("unknown option `" + args[i] + "` for `" + verb + "`");
+    }
+  }
+
+  if (verb == "secret") {
+    std::printf("%s\n", webhook::new_secret().c_str());
+    return 0;
+  }
+  if (verb != "init" && verb != "run" && verb != "cursor") {
+    if (verb == "status" || verb == "replay" || verb == "snapshot" || verb == "check") {
+      std::fprintf(stderr, "civishare: `%s` is not available in this version yet\n", verb.c_str());
+      return 1;
+    }
+    return usage("unknown verb `" + verb + "`");
+  }
+  if (config_path.empty()) return usage("`" + verb + "` needs --config FILE");
+
+  auto config = load_config(config_path);
+  if (!config) {
+    std::fprintf(stderr, "civishare: %s: %s\n", config_path.c_str(), config.error().message.c_str());
+    return 1;
+  }
+  Agent agent(std::move(*config));
+  if (auto s = agent.open(); !s) {
+    log_error("agent", s.error().message);
+    return 1;
+  }
+  if (verb == "init") {
+    if (auto s = agent.init(add_indexes); !s) {
+      log_error("init", s.error().message);
+      return 1;
+    }
+    return 0;
+  }
+  if (verb == "cursor") {
+    auto c = agent.cursor();
+    if (!c) {
+      std::fprintf(stderr, "civishare: %s\n", c.error().message.c_str());
+      return 1;
+    }
+    std::printf("%s\n", c->c_str());
+    return 0;
+  }
+  struct sigaction sa {};
+  sa.sa_handler = on_signal;
+  sigaction(SIGTERM, &sa, nullptr);
+  sigaction(SIGINT, &sa, nullptr);
+  std::signal(SIGPIPE, SIG_IGN);
+  int rc = agent.run(once, g_stop);
+  log_info("agent", "stopped");
+  return rc;
+}

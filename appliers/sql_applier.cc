@@ -1,0 +1,221 @@
+#include "appliers/sql_applier.h"
+
+#include "schemas/db/civishare_tables.h"
+#include "schemas/log.h"
+
+namespace civishare {
+namespace json = boost::json;
+using db::Connection;
+
+const char* to_string(ApplyOutcome o) {
+  switch (o) {
+    case ApplyOutcome::applied: return "applied";
+    case ApplyOutcome::unchanged: return "unchanged";
+    case ApplyOutcome::refused: return "refused";
+    case ApplyOutcome::already_applied: return "already_applied";
+  }
+  return "applied";
+}
+
+namespace {
+
+// A refusal is a property of the change (unknown name, unknown parent): retrying cannot help.
+struct Refusal {
+  std::string why;
+};
+
+std::string chain_json(const Change& c) {
+  json::array a;
+  for (const auto& s : c.loop_detection) a.push_back(json::string(s));
+  return json::serialize(a);
+}
+
+}  // namespace
+
+SqlApplier::SqlApplier(SqlApplierOptions options, db::Connection connection, Store& store,
+                       const TypeRegistry& types)
+    : options_(std::move(options)),
+      db_(std::move(connection)),
+      translator_(db_),
+      store_(store),
+      types_(types) {}
+
+Result<std::size_t> SqlApplier::apply_pending(std::size_t max) {
+  auto entries = store_.read_inbox(max);
+  if (!entries) return entries.error();
+  std::size_t done = 0;
+  for (const auto& e : *entries) {
+    auto outcome = apply(e);
+    if (!outcome) return outcome.error();
+    if (auto s = store_.remove_inbox(e.seq); !s) return s.error();
+    ++done;
+  }
+  return done;
+}
+
+Status SqlApplier::record_refusal(const InboxEntry& e, const std::string& why) {
+  const Change& c = e.change;
+  return db_.exec(
+      "INSERT IGNORE INTO civishare_applied (signature, change_id, change_type, entity_reference, "
+      "change_timestamp, came_from, chain, outcome, detail) VALUES (" +
+      db_.quote(c.loop_detection.back()) + ", " + db_.quote(c.id) + ", " + db_.quote(c.type) +
+      ", " + db_.quote(c.entity_reference) + ", " + db_.quote(c.timestamp) + ", " +
+      db_.quote(e.came_from) + ", " + db_.quote(chain_json(c)) + ", 'refused', " +
+      db_.quote(why.substr(0, 1000)) + ")");
+}
+
+Result<ApplyOutcome> SqlApplier::apply(const InboxEntry& e) {
+  const Change& c = e.change;
+  if (c.loop_detection.empty()) return make_error(Errc::invalid_input, "change without signature");
+  if (auto s = db_.exec("START TRANSACTION"); !s) return s.error();
+  auto rollback = [&] { (void)db_.exec("ROLLBACK"); };
+  auto inserted = db_.exec(
+      "INSERT IGNORE INTO civishare_applied (signature, change_id, change_type, entity_reference, "
+      "change_timestamp, came_from, chain, outcome) VALUES (" +
+      db_.quote(c.loop_detection.back()) + ", " + db_.quote(c.id) + ", " + db_.quote(c.type) +
+      ", " + db_.quote(c.entity_reference) + ", " + db_.quote(c.timestamp) + ", " +
+      db_.quote(e.came_from) + ", " + db_.quote(chain_json(c)) + ", 'pending')");
+  if (!inserted) {
+    rollback();
+    return inserted.error();
+  }
+  if (db_.affected_rows() == 0) {
+    rollback();
+    return ApplyOutcome::already_applied;
+  }
+  const std::uint64_t apply_id = db_.last_insert_id();
+  std::string detail;
+  auto outcome = apply_in_transaction(e, apply_id, &detail);
+  (void)db_.exec("SET @uniqueID = NULL");
+  if (!outcome) {
+    rollback();
+    if (outcome.error().code == Errc::database) return outcome.error();
+    // The change itself cannot be applied here: keep a record and move on.
+    log_error("applier", "refused change " + c.id + " (" + c.type + " " + c.entity_reference +
+                             ") from `" + e.came_from + "`: " + outcome.error().message);
+    if (auto s = record_refusal(e, outcome.error().message); !s) return s.error();
+    return ApplyOutcome::refused;
+  }
+  auto s = db_.exec("UPDATE civishare_applied SET outcome = " + db_.quote(to_string(*outcome)) +
+                    ", detail = " + (detail.empty() ? std::string("NULL") : db_.quote(detail)) +
+                    " WHERE apply_id = " + std::to_string(apply_id));
+  if (!s) {
+    rollback();
+    return s.error();
+  }
+  if (auto commit = db_.exec("COMMIT"); !commit) return commit.error();
+  log_info("applier", std::string(to_string(*outcome)) + " " + to_string(c.operation) + " " +
+                          c.type + " " + c.entity_reference + " from `" + e.came_from + "`" +
+                          (detail.empty() ? "" : " (" + detail + ")"));
+  return *outcome;
+}
+
+Result<ApplyOutcome> SqlApplier::apply_in_transaction(const InboxEntry& e, std::uint64_t apply_id,
+                                                      std::string* detail) {
+  const Change& c = e.change;
+  const TypeDefinition* def = types_.find(c.type);
+  if (!def) return make_error(Errc::invalid_input, "unknown type " + c.type);
+  if (auto s = db_.exec("SET @uniqueID = " + db_.quote(db::applier_marker(apply_id))); !s) {
+    return s.error();
+  }
+  const std::string table = Connection::quote_identifier(def->table);
+  auto local = db::local_id(db_, options_.node, def->table, c.entity_reference);
+  if (!local) return local.error();
+
+  if (c.operation == Operation::remove) {
+    if (!*local) {
+      *detail = "not known here";
+      return ApplyOutcome::unchanged;
+    }
+    if (auto s = db_.exec("DELETE FROM " + table + " WHERE id = " + db_.quote(**local)); !s) {
+      return s.error();
+    }
+    if (auto s = db_.exec("DELETE FROM civishare_idmap WHERE entity_table = " +
+                          db_.quote(def->table) + " AND local_id = " + db_.quote(**local));
+        !s) {
+      return s.error();
+    }
+    return ApplyOutcome::applied;
+  }
+
+  // Column -> SQL literal for every attribute the change sets.
+  std::vector<std::pair<std::string, std::string>> values;
+  for (const auto& a : c.attribute_changes) {
+    const ColumnDefinition* col = def->find_wire(a.name);
+    if (!col) return make_error(Errc::invalid_input, "attribute " + a.name + " is not in " + c.type);
+    auto literal = translator_.to_sql(*col, a.to);
+    if (!literal) {
+      if (literal.error().code == Errc::database) return literal.error();
+      return make_error(Errc::invalid_input, literal.error().message);
+    }
+    values.emplace_back(col->column, std::move(*literal));
+  }
+
+  std::string id;
+  bool wrote = false;
+  if (!*local) {
+    // Unknown here: create it (an update for an entity we never saw creates it too).
+    if (def->parent) {
+      auto pit = c.context.find(def->parent->context_key);
+      const TypeDefinition* pdef = types_.find(def->parent->type);
+      if (pit == c.context.end() || !pdef) {
+        return make_error(Errc::invalid_input, "no " + def->parent->context_key + " in the change");
+      }
+      auto parent = db::local_id(db_, options_.node, pdef->table, pit->second);
+      if (!parent) return parent.error();
+      if (!*parent) {
+        return make_error(Errc::not_found, def->parent->context_key + " " + pit->second +
+                                               " is not known here");
+      }
+      values.emplace_back(def->parent->column, db_.quote(**parent));
+    }
+    std::string cols, vals;
+    for (const auto& [col, lit] : values) {
+      cols += (cols.empty() ? "" : ", ") + Connection::quote_identifier(col);
+      vals += (vals.empty() ? "" : ", ") + lit;
+    }
+    std::string sql = cols.empty() ? "INSERT INTO " + table + " () VALUES ()"
+                                   : "INSERT INTO " + table + " (" + cols + ") VALUES (" + vals + ")";
+    if (auto s = db_.exec(sql); !s) return s.error();
+    id = std::to_string(db_.last_insert_id());
+    if (c.entity_reference != options_.node + "-" + id) {
+      if (auto s = db_.exec("INSERT INTO civishare_idmap (entity_table, global_ref, local_id) VALUES (" +
+                            db_.quote(def->table) + ", " + db_.quote(c.entity_reference) + ", " +
+                            db_.quote(id) + ")");
+          !s) {
+        return s.error();
+      }
+    }
+    *detail = "local id " + id;
+    wrote = true;
+  } else {
+    id = **local;
+    // Only the columns whose stored value differs: a no-op change writes nothing.
+    std::string where = " WHERE id = " + db_.quote(id);
+    std::string sets;
+    for (const auto& [col, lit] : values) {
+      const std::string q = Connection::quote_identifier(col);
+      // BINARY: the column collation would call a case-only change "equal".
+      auto same = db_.scalar("SELECT CAST(" + q + " AS BINARY) <=> CAST(" + lit + " AS BINARY) FROM " +
+                             table + where);
+      if (!same) return same.error();
+      if (*same && **same == "1") continue;
+      sets += (sets.empty() ? "" : ", ") + q + " = " + lit;
+    }
+    if (sets.empty()) return ApplyOutcome::unchanged;
+    if (auto s = db_.exec("UPDATE " + table + " SET " + sets + where); !s) return s.error();
+    wrote = true;
+  }
+  if (wrote && !def->derived.empty()) {
+    std::string sets;
+    for (const auto& [col, expr] : def->derived) {
+      sets += (sets.empty() ? "" : ", ") + Connection::quote_identifier(col) + " = (" + expr + ")";
+    }
+    if (auto s = db_.exec("UPDATE " + table + " SET " + sets + " WHERE id = " + db_.quote(id)); !s) {
+      return s.error();
+    }
+  }
+  return ApplyOutcome::applied;
+}
+
+}  // namespace civishare

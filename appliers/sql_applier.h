@@ -1,0 +1,50 @@
+// Applies received changes to the local CiviCRM database with SQL, one database transaction per
+// change. The transaction also writes the change's row in civishare_applied (unique by the
+// sender's signature), so a crash between the commit and the inbox cleanup never applies a change
+// twice, and sets @uniqueID to the applier marker so that capture recognises the rows it wrote.
+// Not thread-safe: one applier thread.
+#pragma once
+
+#include <cstddef>
+#include <string>
+
+#include "schemas/db/mariadb.h"
+#include "schemas/db/translator.h"
+#include "schemas/result.h"
+#include "schemas/type_definition.h"
+#include "transport/queue/store.h"
+
+namespace civishare {
+
+struct SqlApplierOptions {
+  std::string node;  // this node's name
+};
+
+enum class ApplyOutcome { applied, unchanged, refused, already_applied };
+const char* to_string(ApplyOutcome outcome);
+
+class SqlApplier {
+ public:
+  SqlApplier(SqlApplierOptions options, db::Connection connection, Store& store,
+             const TypeRegistry& types);
+
+  // Applies up to `max` inbox entries in order. Returns how many were taken off the inbox.
+  // A database error stops the step and leaves the entry in the inbox (retried later).
+  Result<std::size_t> apply_pending(std::size_t max = 100);
+
+  // Applies one entry; exposed for tests.
+  Result<ApplyOutcome> apply(const InboxEntry& entry);
+
+ private:
+  Result<ApplyOutcome> apply_in_transaction(const InboxEntry& entry, std::uint64_t apply_id,
+                                            std::string* detail);
+  Status record_refusal(const InboxEntry& entry, const std::string& why);
+
+  SqlApplierOptions options_;
+  db::Connection db_;
+  db::Translator translator_;
+  Store& store_;
+  const TypeRegistry& types_;
+};
+
+}  // namespace civishare

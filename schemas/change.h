@@ -1,0 +1,76 @@
+// The change record: one change to one CiviCRM entity, as it travels between nodes.
+// Field names match the wire format in docs/ARCHITECTURE.md (contract).
+#pragma once
+
+#include <boost/json.hpp>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "schemas/result.h"
+
+namespace civishare {
+
+enum class Operation { create, update, remove };  // wire: "create", "update", "delete"
+
+const char* to_string(Operation op);
+std::optional<Operation> operation_from_string(std::string_view s);
+
+struct AttributeChange {
+  std::string name;                       // column name, or "<column>:<name-field>" when translated
+  std::optional<boost::json::value> from;  // absent for create; null = was NULL
+  boost::json::value to;                   // null = becomes NULL
+
+  bool operator==(const AttributeChange&) const = default;
+};
+
+struct Change {
+  std::string id;                // unique id of this change on its origin node
+  std::string type;              // e.g. civishare.change.contact.base
+  std::string timestamp;         // origin time, ISO 8601 UTC, "2026-11-28T09:59:58Z"
+  std::string entity;            // "Contact", "Email", ...
+  std::string entity_reference;  // global reference "<origin node>-<origin id>"
+  Operation operation = Operation::update;
+  std::map<std::string, std::string> context;  // e.g. contact_reference for emails
+  std::vector<AttributeChange> attribute_changes;
+  std::vector<std::string> loop_detection;  // signature chain, oldest first
+
+  bool operator==(const Change&) const = default;
+
+  const AttributeChange* find_attribute(std::string_view name) const;
+};
+
+boost::json::value to_json(const Change& change);
+Result<Change> change_from_json(const boost::json::value& json);
+
+// The sha512 signature (base64) a node adds to loop_detection when it emits `change`.
+// Covers type, entity, entity_reference, operation, the attribute `to` values, the origin
+// timestamp and the sending node, as canonical JSON.
+std::string change_signature(const Change& change, std::string_view sending_node);
+
+// One HTTP POST body: {"id": ..., "payload": {"sender", "sent", "changes": [...]}}.
+struct Message {
+  std::string id;
+  std::string sender;
+  std::string sent;
+  std::vector<Change> changes;
+};
+
+boost::json::value to_json(const Message& message);
+// Parses the envelope only; the receiver validates each change on its own, so one bad change
+// is refused without refusing the batch.
+struct ParsedMessage {
+  std::string id;
+  std::string sender;
+  std::string sent;
+  std::vector<boost::json::value> raw_changes;  // each validated separately by the receiver
+};
+Result<ParsedMessage> parse_message(std::string_view body);
+
+// Current UTC time as ISO 8601 with a trailing Z, second resolution.
+std::string utc_now_iso();
+std::string utc_iso(std::int64_t unix_seconds);
+
+}  // namespace civishare

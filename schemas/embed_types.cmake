@@ -1,0 +1,10 @@
+# Writes OUT: a .cc defining builtin_type_texts() from every JSON file in DIR.
+file(GLOB files "${DIR}/*.json")
+list(SORT files)
+set(body "")
+foreach(f ${files})
+  file(READ "${f}" text)
+  string(APPEND body "      R\"civishare_type(${text})civishare_type\",\n")
+endforeach()
+file(WRITE "${OUT}.tmp" "#include \"schemas/builtin_types.h\"\n\nnamespace civishare {\n\nstd::vector<std::string> builtin_type_texts() {\n  return {\n${body}  };\n}\n\n}  // namespace civishare\n")
+file(COPY_FILE "${OUT}.tmp" "${OUT}" ONLY_IF_DIFFERENT)

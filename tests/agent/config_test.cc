@@ -1,0 +1,110 @@
+#include "agent/config.h"
+
+#include <gtest/gtest.h>
+
+namespace civishare {
+namespace {
+
+const std::string kSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+std::string valid() {
+  return R"(
+[node]
+name = "civi1"
+data_dir = "/tmp/civishare-test"
+
+[database]
+host = "127.0.0.1"
+port = 3306
+user = "civishare"
+password = "pw"
+schema = "civicrm"
+
+[capture]
+source = "log_tables"
+poll_interval_ms = 250
+
+[receiver]
+listen = "127.0.0.1:7800"
+
+[applier]
+kind = "sql"
+
+[[peer]]
+name = "civi2"
+url = "http://127.0.0.1:7801"
+secret = ")" + kSecret + R"("
+outgoing = ["civishare.change.contact.base", "civishare.change.contact.email"]
+incoming = ["civishare.change.contact.base"]
+)";
+}
+
+std::string replace(std::string text, const std::string& from, const std::string& to) {
+  auto pos = text.find(from);
+  EXPECT_NE(pos, std::string::npos) << from;
+  return text.replace(pos, from.size(), to);
+}
+
+std::string error_of(const std::string& text) {
+  auto c = parse_config(text);
+  EXPECT_FALSE(c.ok());
+  return c.ok() ? "" : c.error().message;
+}
+
+TEST(Config, ParsesTheContractExample) {
+  auto c = parse_config(valid());
+  ASSERT_TRUE(c.ok()) << c.error().message;
+  EXPECT_EQ(c->node.name, "civi1");
+  EXPECT_EQ(c->capture.poll_interval_ms, 250);
+  EXPECT_EQ(c->receiver.host, "127.0.0.1");
+  EXPECT_EQ(c->receiver.port, 7800);
+  ASSERT_EQ(c->peers.size(), 1u);
+  EXPECT_EQ(c->peers[0].outgoing.size(), 2u);
+  auto links = c->links();
+  EXPECT_EQ(links[0].key.size(), 24u);
+  EXPECT_TRUE(links[0].incoming.count("civishare.change.contact.base"));
+}
+
+TEST(Config, MissingNodeSectionNamesIt) {
+  std::string text = valid();
+  text = replace(text, "[node]\nname = \"civi1\"\ndata_dir = \"/tmp/civishare-test\"\n", "");
+  EXPECT_NE(error_of(text).find("`node`"), std::string::npos);
+}
+
+TEST(Config, UnknownKeysAreRejectedWithTheirFullName) {
+  EXPECT_NE(error_of(replace(valid(), "poll_interval_ms = 250", "poll_interval = 250"))
+                .find("`capture.poll_interval`"),
+            std::string::npos);
+  EXPECT_NE(error_of(valid() + "\n[extra]\nx = 1\n").find("`extra`"), std::string::npos);
+  EXPECT_NE(error_of(replace(valid(), "outgoing =", "outgoin =")).find("`peer[0].outgoin`"),
+            std::string::npos);
+}
+
+TEST(Config, BadValuesSayHowToFixThem) {
+  auto url = error_of(replace(valid(), "http://127.0.0.1:7801", "127.0.0.1:7801"));
+  EXPECT_NE(url.find("`peer[0].url`"), std::string::npos);
+  EXPECT_NE(url.find("scheme"), std::string::npos);
+  EXPECT_NE(error_of(replace(valid(), "\"civi1\"", "\"Civi 1\"")).find("`node.name`"),
+            std::string::npos);
+  EXPECT_NE(error_of(replace(valid(), kSecret, "hunter2")).find("civishare secret"),
+            std::string::npos);
+  EXPECT_NE(error_of(replace(valid(), "\"civishare.change.contact.email\"", "\"contact.email\""))
+                .find("unknown type `contact.email`"),
+            std::string::npos);
+  EXPECT_NE(error_of(replace(valid(), "127.0.0.1:7800", "localhost")).find("`receiver.listen`"),
+            std::string::npos);
+  EXPECT_NE(error_of(replace(valid(), "port = 3306", "port = \"3306\"")).find("`database.port`"),
+            std::string::npos);
+  EXPECT_NE(error_of(replace(valid(), "name = \"civi2\"", "name = \"civi1\"")).find("own name"),
+            std::string::npos);
+  EXPECT_NE(error_of("[node\nname=").find("not valid TOML"), std::string::npos);
+}
+
+TEST(Config, EmptyTypeListsMakeOneWayLinks) {
+  auto c = parse_config(replace(valid(), "incoming = [\"civishare.change.contact.base\"]", "incoming = []"));
+  ASSERT_TRUE(c.ok()) << c.error().message;
+  EXPECT_TRUE(c->peers[0].incoming.empty());
+}
+
+}  // namespace
+}  // namespace civishare

@@ -1,0 +1,41 @@
+// Runs the real `civishare` binary for integration tests: output goes to a log file that tests
+// read; the destructor stops the process (SIGTERM, then SIGKILL).
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace civishare::testing {
+
+class AgentProcess {
+ public:
+  AgentProcess(std::vector<std::string> args, std::string log_path);
+  ~AgentProcess();
+  AgentProcess(const AgentProcess&) = delete;
+  AgentProcess& operator=(const AgentProcess&) = delete;
+
+  // Sends SIGTERM and waits; returns the exit code (or -1 if it had to be killed).
+  int stop(std::chrono::seconds grace = std::chrono::seconds(20));
+  bool running();
+  std::string log() const;
+
+ private:
+  pid_t pid_ = -1;
+  std::string log_path_;
+};
+
+// Runs civishare to completion; returns the exit code, output in *output.
+int run_civishare(const std::vector<std::string>& args, std::string* output);
+
+// Polls `condition` every 100 ms until it holds or `timeout` passes.
+bool wait_until(const std::function<bool()>& condition,
+                std::chrono::milliseconds timeout = std::chrono::seconds(30));
+
+std::string temp_dir(const std::string& prefix);
+void write_file(const std::string& path, const std::string& text);
+
+}  // namespace civishare::testing

@@ -1,0 +1,140 @@
+#include "transport/http_sender.h"
+
+#include <curl/curl.h>
+
+#include <chrono>
+
+#include "schemas/log.h"
+#include "transport/webhook.h"
+
+namespace civishare {
+namespace json = boost::json;
+
+namespace {
+std::size_t append_body(char* data, std::size_t size, std::size_t n, void* out) {
+  static_cast<std::string*>(out)->append(data, size * n);
+  return size * n;
+}
+struct CurlInit {
+  CurlInit() { curl_global_init(CURL_GLOBAL_DEFAULT); }
+};
+}  // namespace
+
+HttpSender::HttpSender(std::string node_name, PeerLink peer, Store& store, SenderOptions options)
+    : node_(std::move(node_name)), peer_(std::move(peer)), store_(store), options_(options) {
+  static CurlInit init;
+  curl_ = curl_easy_init();
+}
+
+HttpSender::~HttpSender() {
+  if (curl_) curl_easy_cleanup(static_cast<CURL*>(curl_));
+}
+
+Result<HttpSender::Response> HttpSender::post(const std::string& path,
+                                              const std::string& message_id,
+                                              const std::string& body) {
+  CURL* c = static_cast<CURL*>(curl_);
+  if (!c) return make_error(Errc::internal, "libcurl could not be initialised");
+  curl_easy_reset(c);
+  std::string url = peer_.url;
+  while (!url.empty() && url.back() == '/') url.pop_back();
+  url += path;
+  const auto ts = std::chrono::duration_cast<std::chrono::seconds>(
+                      std::chrono::system_clock::now().time_since_epoch())
+                      .count();
+  curl_slist* headers = nullptr;
+  headers = curl_slist_append(headers, "Content-Type: application/json");
+  headers = curl_slist_append(headers, ("webhook-id: " + message_id).c_str());
+  headers = curl_slist_append(headers, ("webhook-timestamp: " + std::to_string(ts)).c_str());
+  headers = curl_slist_append(
+      headers, ("webhook-signature: " + webhook::sign(peer_.key, message_id, ts, body)).c_str());
+  headers = curl_slist_append(headers, "Expect:");
+  Response r;
+  curl_easy_setopt(c, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
+  curl_easy_setopt(c, CURLOPT_POST, 1L);
+  curl_easy_setopt(c, CURLOPT_POSTFIELDS, body.data());
+  curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.size()));
+  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, append_body);
+  curl_easy_setopt(c, CURLOPT_WRITEDATA, &r.body);
+  curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, options_.timeout_ms);
+  curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, options_.connect_timeout_ms);
+  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+  if (!peer_.ca_file.empty()) curl_easy_setopt(c, CURLOPT_CAINFO, peer_.ca_file.c_str());
+  CURLcode rc = curl_easy_perform(c);
+  curl_slist_free_all(headers);
+  if (rc != CURLE_OK) {
+    return make_error(Errc::network, "peer `" + peer_.name + "` at " + url +
+                                         " unreachable: " + curl_easy_strerror(rc));
+  }
+  curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);
+  return r;
+}
+
+Result<std::size_t> HttpSender::send_once() {
+  auto acked = store_.acked(peer_.name);
+  if (!acked) return acked.error();
+  auto pending = store_.read_outbox(*acked, options_.max_batch_changes * 4);
+  if (!pending) return pending.error();
+  if (pending->empty()) return std::size_t{0};
+
+  Message msg;
+  msg.sender = node_;
+  msg.sent = utc_now_iso();
+  std::uint64_t first = 0;
+  std::uint64_t last = *acked;
+  std::size_t consumed = 0;
+  std::size_t bytes = 0;
+  for (const auto& e : *pending) {
+    const bool wanted = peer_.outgoing.count(e.change.type) && e.came_from != peer_.name;
+    if (wanted) {
+      std::size_t size = json::serialize(to_json(e.change)).size();
+      if (!msg.changes.empty() && (msg.changes.size() >= options_.max_batch_changes ||
+                                   bytes + size > options_.max_batch_bytes)) {
+        break;
+      }
+      if (first == 0) first = e.seq;
+      bytes += size;
+      msg.changes.push_back(e.change);
+    }
+    last = e.seq;
+    ++consumed;
+  }
+  if (msg.changes.empty()) {
+    // Nothing in this range is for this peer: move past it.
+    if (auto s = store_.set_acked(peer_.name, last); !s) return s.error();
+    return consumed;
+  }
+  msg.id = node_ + "-" + std::to_string(first) + "-" + std::to_string(last);
+  const std::string body = json::serialize(to_json(msg));
+  auto r = post("/v1/changes", msg.id, body);
+  if (!r) return r.error();
+  if (r->status == 409) {
+    log_info("sender", "peer `" + peer_.name + "` already had batch " + msg.id);
+  } else if (r->status < 200 || r->status >= 300) {
+    return make_error(Errc::peer_rejected, "peer `" + peer_.name + "` answered HTTP " +
+                                               std::to_string(r->status) + ": " +
+                                               r->body.substr(0, 300));
+  } else {
+    boost::system::error_code ec;
+    json::value v = json::parse(r->body, ec);
+    if (!ec && v.is_object()) {
+      if (auto* results = v.get_object().if_contains("results"); results && results->is_array()) {
+        for (const auto& res : results->get_array()) {
+          if (!res.is_object()) continue;
+          auto* status = res.get_object().if_contains("status");
+          if (status && status->is_string() && status->get_string() == "refused") {
+            log_warn("sender", "peer `" + peer_.name + "` refused change " +
+                                   json::serialize(res.get_object()));
+          }
+        }
+      }
+    }
+  }
+  if (auto s = store_.set_acked(peer_.name, last); !s) return s.error();
+  log_debug("sender", "delivered " + std::to_string(msg.changes.size()) + " change(s) to `" +
+                          peer_.name + "`");
+  return consumed;
+}
+
+}  // namespace civishare

@@ -1,0 +1,54 @@
+// Pushes outbox records to one peer: POST /v1/changes, Standard Webhooks signed, libcurl with
+// keep-alive. Advances the peer's ack position only after the peer answered 2xx (or 409 for a
+// batch it had already accepted). Never drops a record: on any failure the position stays.
+// One HttpSender per peer, used from one thread.
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <string>
+
+#include "schemas/result.h"
+#include "transport/link.h"
+#include "transport/queue/store.h"
+
+namespace civishare {
+
+struct SenderOptions {
+  std::size_t max_batch_changes = 500;     // changes per POST
+  std::size_t max_batch_bytes = 4 << 20;   // body bytes per POST (soft: at least one change)
+  long timeout_ms = 30000;                 // whole request
+  long connect_timeout_ms = 5000;
+};
+
+class HttpSender {
+ public:
+  HttpSender(std::string node_name, PeerLink peer, Store& store, SenderOptions options = {});
+  ~HttpSender();
+  HttpSender(const HttpSender&) = delete;
+  HttpSender& operator=(const HttpSender&) = delete;
+
+  // Sends at most one batch. Returns the number of outbox records this step consumed (sent or
+  // skipped because the peer does not get them); 0 = nothing pending. Errors: Errc::network
+  // (peer unreachable), Errc::peer_rejected (non-2xx, message has the status and body),
+  // Errc::storage.
+  Result<std::size_t> send_once();
+
+  const PeerLink& peer() const { return peer_; }
+
+ private:
+  struct Response {
+    long status = 0;
+    std::string body;
+  };
+  Result<Response> post(const std::string& path, const std::string& message_id,
+                        const std::string& body);
+
+  std::string node_;
+  PeerLink peer_;
+  Store& store_;
+  SenderOptions options_;
+  void* curl_ = nullptr;  // CURL*, kept for keep-alive
+};
+
+}  // namespace civishare

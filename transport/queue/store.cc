@@ -1,0 +1,271 @@
+#include "transport/queue/store.h"
+
+#include <rocksdb/db.h>
+#include <rocksdb/options.h>
+#include <rocksdb/write_batch.h>
+
+#include <chrono>
+#include <cinttypes>
+#include <cstdio>
+
+namespace civishare {
+namespace json = boost::json;
+
+namespace {
+
+constexpr char kOutbox[] = "o/";
+constexpr char kInbox[] = "i/";
+constexpr char kAck[] = "a/";
+constexpr char kCursor[] = "c/";
+constexpr char kImage[] = "m/";
+constexpr char kSeen[] = "s/";
+constexpr char kMessage[] = "w/";
+
+std::string seq_key(const char* prefix, std::uint64_t seq) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%s%016" PRIx64, prefix, seq);
+  return buf;
+}
+
+std::uint64_t seq_of(const rocksdb::Slice& key) {
+  return std::strtoull(std::string(key.data() + 2, key.size() - 2).c_str(), nullptr, 16);
+}
+
+Error storage_error(const rocksdb::Status& s, const std::string& what) {
+  return make_error(Errc::storage, what + ": " + s.ToString());
+}
+
+std::string now_seconds() {
+  return std::to_string(std::chrono::duration_cast<std::chrono::seconds>(
+                            std::chrono::system_clock::now().time_since_epoch())
+                            .count());
+}
+
+std::string encode_entry(const Change& c, const std::string& came_from) {
+  return json::serialize(json::object{{"change", to_json(c)}, {"from", came_from}});
+}
+
+template <typename Entry>
+Result<Entry> decode_entry(std::uint64_t seq, const rocksdb::Slice& value) {
+  boost::system::error_code ec;
+  json::value v = json::parse(std::string_view(value.data(), value.size()), ec);
+  if (ec || !v.is_object() || !v.get_object().contains("change")) {
+    return make_error(Errc::storage, "corrupt queue entry " + std::to_string(seq));
+  }
+  auto c = change_from_json(v.at("change"));
+  if (!c) return make_error(Errc::storage, "corrupt queue entry: " + c.error().message);
+  Entry e;
+  e.seq = seq;
+  e.change = std::move(*c);
+  if (auto* f = v.get_object().if_contains("from"); f && f->is_string()) e.came_from = f->get_string();
+  return e;
+}
+
+std::string encode_image(const EntityImage& img) {
+  return json::serialize(json::object{{"ref", img.entity_reference},
+                                      {"parent", img.parent_reference},
+                                      {"values", img.values}});
+}
+
+}  // namespace
+
+Store::Store(rocksdb::DB* db) : db_(db) {}
+Store::~Store() { delete db_; }
+
+Result<std::unique_ptr<Store>> Store::open(const std::string& data_dir) {
+  rocksdb::Options options;
+  options.create_if_missing = true;
+  options.max_open_files = 256;
+  options.keep_log_file_num = 5;
+  rocksdb::DB* db = nullptr;
+  auto s = rocksdb::DB::Open(options, data_dir + "/store", &db);
+  if (!s.ok()) {
+    return make_error(Errc::storage, "cannot open the store in " + data_dir +
+                                         "/store (is another civishare using this data_dir?): " +
+                                         s.ToString());
+  }
+  std::unique_ptr<Store> store(new Store(db));
+  auto out = store->last_seq(kOutbox);
+  if (!out) return out.error();
+  auto in = store->last_seq(kInbox);
+  if (!in) return in.error();
+  store->next_outbox_ = *out + 1;
+  store->next_inbox_ = *in + 1;
+  return store;
+}
+
+Result<std::uint64_t> Store::last_seq(const std::string& prefix) {
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+  std::string upper = prefix;
+  upper.back() = static_cast<char>(upper.back() + 1);
+  it->SeekForPrev(upper);
+  if (it->Valid() && it->key().starts_with(prefix)) return seq_of(it->key());
+  if (!it->status().ok()) return storage_error(it->status(), "reading the queue");
+  // Sequences never restart, even when the queue is empty: remember the high-water mark.
+  std::string mark;
+  auto s = db_->Get(rocksdb::ReadOptions(), "h/" + prefix, &mark);
+  if (s.ok()) return std::strtoull(mark.c_str(), nullptr, 10);
+  if (!s.IsNotFound()) return storage_error(s, "reading the queue");
+  return std::uint64_t{0};
+}
+
+Status Store::commit_capture(CaptureBatch batch) {
+  std::lock_guard lock(mu_);
+  rocksdb::WriteBatch wb;
+  const std::string now = now_seconds();
+  std::uint64_t seq = next_outbox_;
+  for (auto& r : batch.records) {
+    r.seq = seq++;
+    wb.Put(seq_key(kOutbox, r.seq), encode_entry(r.change, r.came_from));
+    // Our own signatures count as processed: a change that comes back to us is a loop.
+    for (const auto& sig : r.change.loop_detection) wb.Put(kSeen + sig, now);
+  }
+  if (seq != next_outbox_) wb.Put(std::string("h/") + kOutbox, std::to_string(seq - 1));
+  for (const auto& [key, img] : batch.images) {
+    if (img) wb.Put(kImage + key, encode_image(*img));
+    else wb.Delete(kImage + key);
+  }
+  if (!batch.cursor_name.empty()) wb.Put(kCursor + batch.cursor_name, batch.cursor);
+  rocksdb::WriteOptions wo;
+  wo.sync = true;
+  auto s = db_->Write(wo, &wb);
+  if (!s.ok()) return storage_error(s, "committing captured changes");
+  next_outbox_ = seq;
+  return ok_status();
+}
+
+Result<std::optional<std::string>> Store::cursor(const std::string& name) {
+  std::string v;
+  auto s = db_->Get(rocksdb::ReadOptions(), kCursor + name, &v);
+  if (s.IsNotFound()) return std::optional<std::string>{};
+  if (!s.ok()) return storage_error(s, "reading cursor");
+  return std::optional<std::string>{v};
+}
+
+Result<std::optional<EntityImage>> Store::image(const std::string& key) {
+  std::string v;
+  auto s = db_->Get(rocksdb::ReadOptions(), kImage + key, &v);
+  if (s.IsNotFound()) return std::optional<EntityImage>{};
+  if (!s.ok()) return storage_error(s, "reading entity image");
+  boost::system::error_code ec;
+  json::value j = json::parse(v, ec);
+  if (ec || !j.is_object()) return make_error(Errc::storage, "corrupt entity image " + key);
+  EntityImage img;
+  const auto& o = j.get_object();
+  if (auto* r = o.if_contains("ref"); r && r->is_string()) img.entity_reference = r->get_string();
+  if (auto* p = o.if_contains("parent"); p && p->is_string()) img.parent_reference = p->get_string();
+  if (auto* vals = o.if_contains("values"); vals && vals->is_object()) img.values = vals->get_object();
+  return std::optional<EntityImage>{std::move(img)};
+}
+
+Result<std::vector<OutboxEntry>> Store::read_outbox(std::uint64_t after, std::size_t max) {
+  std::vector<OutboxEntry> out;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+  for (it->Seek(seq_key(kOutbox, after + 1)); it->Valid() && out.size() < max; it->Next()) {
+    if (!it->key().starts_with(kOutbox)) break;
+    auto e = decode_entry<OutboxEntry>(seq_of(it->key()), it->value());
+    if (!e) return e.error();
+    out.push_back(std::move(*e));
+  }
+  if (!it->status().ok()) return storage_error(it->status(), "reading the outbox");
+  return out;
+}
+
+Result<std::uint64_t> Store::acked(const std::string& peer) {
+  std::string v;
+  auto s = db_->Get(rocksdb::ReadOptions(), kAck + peer, &v);
+  if (s.IsNotFound()) return std::uint64_t{0};
+  if (!s.ok()) return storage_error(s, "reading ack position");
+  return std::strtoull(v.c_str(), nullptr, 10);
+}
+
+Status Store::set_acked(const std::string& peer, std::uint64_t seq) {
+  rocksdb::WriteOptions wo;
+  wo.sync = true;
+  auto s = db_->Put(wo, kAck + peer, std::to_string(seq));
+  if (!s.ok()) return storage_error(s, "writing ack position");
+  return ok_status();
+}
+
+std::uint64_t Store::last_outbox_seq() const {
+  std::lock_guard lock(mu_);
+  return next_outbox_ - 1;
+}
+
+Status Store::commit_receive(const std::string& peer, const std::string& message_id,
+                             std::vector<InboxEntry> entries) {
+  std::lock_guard lock(mu_);
+  rocksdb::WriteBatch wb;
+  std::uint64_t seq = next_inbox_;
+  const std::string now = now_seconds();
+  for (auto& e : entries) {
+    e.seq = seq++;
+    wb.Put(seq_key(kInbox, e.seq), encode_entry(e.change, e.came_from));
+    for (const auto& sig : e.change.loop_detection) wb.Put(kSeen + sig, now);
+  }
+  if (seq != next_inbox_) wb.Put(std::string("h/") + kInbox, std::to_string(seq - 1));
+  wb.Put(kMessage + peer + "/" + message_id, now);
+  rocksdb::WriteOptions wo;
+  wo.sync = true;
+  auto s = db_->Write(wo, &wb);
+  if (!s.ok()) return storage_error(s, "persisting received changes");
+  next_inbox_ = seq;
+  return ok_status();
+}
+
+Result<bool> Store::any_signature_seen(const std::vector<std::string>& signatures) {
+  for (const auto& sig : signatures) {
+    std::string v;
+    auto s = db_->Get(rocksdb::ReadOptions(), kSeen + sig, &v);
+    if (s.ok()) return true;
+    if (!s.IsNotFound()) return storage_error(s, "reading seen signatures");
+  }
+  return false;
+}
+
+Result<bool> Store::message_seen(const std::string& peer, const std::string& message_id) {
+  std::string v;
+  auto s = db_->Get(rocksdb::ReadOptions(), kMessage + peer + "/" + message_id, &v);
+  if (s.ok()) return true;
+  if (!s.IsNotFound()) return storage_error(s, "reading message ids");
+  return false;
+}
+
+Status Store::mark_signatures_seen(const std::vector<std::string>& signatures) {
+  rocksdb::WriteBatch wb;
+  const std::string now = now_seconds();
+  for (const auto& sig : signatures) wb.Put(kSeen + sig, now);
+  auto s = db_->Write(rocksdb::WriteOptions(), &wb);
+  if (!s.ok()) return storage_error(s, "writing seen signatures");
+  return ok_status();
+}
+
+Result<std::vector<InboxEntry>> Store::read_inbox(std::size_t max) {
+  std::vector<InboxEntry> out;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+  for (it->Seek(kInbox); it->Valid() && out.size() < max; it->Next()) {
+    if (!it->key().starts_with(kInbox)) break;
+    auto e = decode_entry<InboxEntry>(seq_of(it->key()), it->value());
+    if (!e) return e.error();
+    out.push_back(std::move(*e));
+  }
+  if (!it->status().ok()) return storage_error(it->status(), "reading the inbox");
+  return out;
+}
+
+Status Store::remove_inbox(std::uint64_t seq) {
+  rocksdb::WriteOptions wo;
+  wo.sync = true;
+  auto s = db_->Delete(wo, seq_key(kInbox, seq));
+  if (!s.ok()) return storage_error(s, "removing an applied inbox entry");
+  return ok_status();
+}
+
+std::uint64_t Store::inbox_size() const {
+  std::uint64_t n = 0;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+  for (it->Seek(kInbox); it->Valid() && it->key().starts_with(kInbox); it->Next()) ++n;
+  return n;
+}
+
+}  // namespace civishare

@@ -1,0 +1,93 @@
+// The agent's durable state in one RocksDB database under `data_dir`:
+//   outbox  — captured changes in capture order, each with a sequence number
+//   acks    — per peer, the highest outbox sequence the peer has acknowledged
+//   cursors — capture positions, written in the same WriteBatch as the records they produced
+//   images  — the last image emitted per captured entity (to compute `from` values)
+//   inbox   — received changes waiting for the applier
+//   seen    — signatures of processed changes and accepted webhook message ids (replay guard)
+// Thread-safe: RocksDB is, and the sequence counters are guarded. One Store per data dir per
+// process (RocksDB's LOCK file enforces that across processes).
+#pragma once
+
+#include <boost/json.hpp>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "schemas/change.h"
+#include "schemas/result.h"
+
+namespace rocksdb {
+class DB;
+}
+
+namespace civishare {
+
+struct OutboxEntry {
+  std::uint64_t seq = 0;
+  Change change;
+  std::string came_from;  // peer this change arrived from (never sent back there), or ""
+};
+
+struct InboxEntry {
+  std::uint64_t seq = 0;
+  Change change;
+  std::string came_from;  // the peer that sent it
+};
+
+// The last image emitted for one entity: wire-named attribute values plus its references.
+struct EntityImage {
+  std::string entity_reference;
+  std::string parent_reference;  // for child entities (email...): the contact's reference
+  boost::json::object values;
+};
+
+// What one capture step produces; committed atomically.
+struct CaptureBatch {
+  std::vector<OutboxEntry> records;  // seq is assigned by the store
+  std::vector<std::pair<std::string, std::optional<EntityImage>>> images;  // key -> image (nullopt = erase)
+  std::string cursor_name;
+  std::string cursor;
+};
+
+class Store {
+ public:
+  static Result<std::unique_ptr<Store>> open(const std::string& data_dir);
+  ~Store();
+
+  // Capture side.
+  Status commit_capture(CaptureBatch batch);
+  Result<std::optional<std::string>> cursor(const std::string& name);
+  Result<std::optional<EntityImage>> image(const std::string& key);
+
+  // Sender side. Entries with seq > after, in order, at most `max`.
+  Result<std::vector<OutboxEntry>> read_outbox(std::uint64_t after, std::size_t max);
+  Result<std::uint64_t> acked(const std::string& peer);
+  Status set_acked(const std::string& peer, std::uint64_t seq);
+  std::uint64_t last_outbox_seq() const;
+
+  // Receiver side. Persists the entries, their signatures and the message id in one batch.
+  Status commit_receive(const std::string& peer, const std::string& message_id,
+                        std::vector<InboxEntry> entries);
+  Result<bool> any_signature_seen(const std::vector<std::string>& signatures);
+  Result<bool> message_seen(const std::string& peer, const std::string& message_id);
+  Status mark_signatures_seen(const std::vector<std::string>& signatures);
+
+  // Applier side.
+  Result<std::vector<InboxEntry>> read_inbox(std::size_t max);
+  Status remove_inbox(std::uint64_t seq);
+  std::uint64_t inbox_size() const;
+
+ private:
+  explicit Store(rocksdb::DB* db);
+  Result<std::uint64_t> last_seq(const std::string& prefix);
+  rocksdb::DB* db_;
+  mutable std::mutex mu_;
+  std::uint64_t next_outbox_ = 1;
+  std::uint64_t next_inbox_ = 1;
+};
+
+}  // namespace civishare
