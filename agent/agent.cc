@@ -210,7 +210,7 @@ int Agent::run(bool once, std::atomic<bool>& stop) {
       failures = 0;
       if (r->records) outbox_signal.notify();
       // Catch-up: done once the cursor has passed the moment the run started.
-      if (once && r->watermark >= started) break;
+      if (once && r->watermark > started) break;
       seen = capture_signal.wait(seen, once ? 200 : poll_ms, stop);
     }
     capture_done = true;

@@ -1,1 +1,260 @@
-// placeholder
+// Two real MariaDB servers, two real `civishare` processes linked both ways: a contact created,
+// updated, trashed and deleted on A arrives on B (and an edit on B arrives on A), without
+// ping-pong. Plus: a wrong secret keeps changes queued until fixed; bad configs exit 1.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <memory>
+
+#include "schemas/db/mariadb.h"
+#include "tests/support/agent_process.h"
+#include "tests/support/mariadb_server.h"
+#include "transport/webhook.h"
+
+namespace civishare::testing {
+namespace {
+
+struct Node {
+  std::string name;
+  std::unique_ptr<MariaDbServer> db;
+  std::string dir;
+  std::string config_path;
+  std::uint16_t port = 0;
+  std::unique_ptr<AgentProcess> agent;
+};
+
+std::string config_text(const Node& self, const Node& peer, const std::string& secret) {
+  auto o = self.db->agent_options();
+  return "[node]\nname = \"" + self.name + "\"\ndata_dir = \"" + self.dir + "/data\"\n\n"
+         "[database]\nhost = \"127.0.0.1\"\nport = " + std::to_string(o.port) +
+         "\nuser = \"civishare\"\npassword = \"civishare\"\nschema = \"civicrm\"\n\n"
+         "[capture]\nsource = \"log_tables\"\npoll_interval_ms = 200\n\n"
+         "[receiver]\nlisten = \"127.0.0.1:" + std::to_string(self.port) + "\"\n\n"
+         "[applier]\nkind = \"sql\"\n\n"
+         "[[peer]]\nname = \"" + peer.name + "\"\nurl = \"http://127.0.0.1:" +
+         std::to_string(peer.port) + "\"\nsecret = \"" + secret + "\"\n"
+         "outgoing = [\"civishare.change.contact.base\"]\n"
+         "incoming = [\"civishare.change.contact.base\"]\n";
+}
+
+std::string query_one(MariaDbServer& server, const std::string& sql) {
+  auto c = server.connect();
+  auto r = c.scalar(sql);
+  if (!r) throw std::runtime_error(r.error().message);
+  return r->value_or("NULL");
+}
+
+class TwoNodes : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    a_.name = "civi1";
+    b_.name = "civi2";
+    int offset = 0;
+    for (Node* n : {&a_, &b_}) {
+      n->db = std::make_unique<MariaDbServer>();
+      n->db->load_civicrm(offset);  // B's reference ids differ from A's
+      offset += 10;
+      n->dir = temp_dir("civishare-" + n->name);
+      n->config_path = n->dir + "/civishare.toml";
+      n->port = free_port();
+    }
+    secret_ = webhook::new_secret();
+    write_configs(secret_, secret_);
+    for (Node* n : {&a_, &b_}) {
+      std::string out;
+      ASSERT_EQ(run_civishare({"init", "--config", n->config_path}, &out), 0) << out;
+    }
+  }
+
+  void TearDown() override {
+    for (Node* n : {&a_, &b_}) {
+      if (HasFailure() && n->agent) std::cerr << "--- log of " << n->name << "\n" << n->agent->log();
+      n->agent.reset();
+      std::filesystem::remove_all(n->dir);
+    }
+  }
+
+  void write_configs(const std::string& secret_a, const std::string& secret_b) {
+    write_file(a_.config_path, config_text(a_, b_, secret_a));
+    write_file(b_.config_path, config_text(b_, a_, secret_b));
+  }
+
+  void start(Node& n) {
+    n.agent = std::make_unique<AgentProcess>(
+        std::vector<std::string>{"run", "--config", n.config_path}, n.dir + "/agent.log");
+  }
+
+  static std::string log_rows(Node& n) {
+    return query_one(*n.db,
+                     "SELECT CONCAT((SELECT COUNT(*) FROM log_civicrm_contact), '/', "
+                     "(SELECT COUNT(*) FROM log_civicrm_email))");
+  }
+
+  Node a_, b_;
+  std::string secret_;
+};
+
+TEST_F(TwoNodes, ContactLifecycleReachesTheOtherSideAndDoesNotPingPong) {
+  start(a_);
+  start(b_);
+  auto a = a_.db->connect();
+  ASSERT_TRUE(a.exec("INSERT INTO civicrm_contact (contact_type, first_name, last_name, "
+                     "external_identifier, gender_id, birth_date, do_not_email) VALUES "
+                     "('Individual', 'Karl', 'Müller', 'EXT-1', 2, '1980-05-17', 1)"));
+  const std::string a_id = std::to_string(a.last_insert_id());
+  const std::string ref = "civi1-" + a_id;
+
+  // Created on B, mapped in B's idmap, ids translated by name (Male is 2 on A, 12 on B).
+  std::string b_id;
+  ASSERT_TRUE(wait_until([&] {
+    b_id = query_one(*b_.db, "SELECT local_id FROM civishare_idmap WHERE entity_table = "
+                             "'civicrm_contact' AND global_ref = '" + ref + "'");
+    return b_id != "NULL";
+  })) << "contact never arrived on B";
+  EXPECT_EQ(query_one(*b_.db, "SELECT CONCAT_WS('|', first_name, last_name, external_identifier, "
+                              "gender_id, birth_date, do_not_email, display_name, sort_name) "
+                              "FROM civicrm_contact WHERE id = " + b_id),
+            "Karl|Müller|EXT-1|12|1980-05-17|1|Karl Müller|Müller, Karl");
+
+  // Update name and external identifier on A.
+  ASSERT_TRUE(a.exec("UPDATE civicrm_contact SET first_name = 'Carl', external_identifier = "
+                     "'EXT-2' WHERE id = " + a_id));
+  ASSERT_TRUE(wait_until([&] {
+    return query_one(*b_.db, "SELECT CONCAT(first_name, '|', external_identifier) FROM "
+                             "civicrm_contact WHERE id = " + b_id) == "Carl|EXT-2";
+  }));
+
+  // The link is two-way: an edit on B reaches A, under A's own id.
+  auto b = b_.db->connect();
+  ASSERT_TRUE(b.exec("UPDATE civicrm_contact SET job_title = 'Treasurer' WHERE id = " + b_id));
+  ASSERT_TRUE(wait_until([&] {
+    return query_one(*a_.db, "SELECT job_title FROM civicrm_contact WHERE id = " + a_id) ==
+           "Treasurer";
+  }));
+
+  // Trash on A.
+  ASSERT_TRUE(a.exec("UPDATE civicrm_contact SET is_deleted = 1 WHERE id = " + a_id));
+  ASSERT_TRUE(wait_until([&] {
+    return query_one(*b_.db, "SELECT is_deleted FROM civicrm_contact WHERE id = " + b_id) == "1";
+  }));
+
+  // Delete on A: gone on B, and so is the mapping.
+  ASSERT_TRUE(a.exec("DELETE FROM civicrm_contact WHERE id = " + a_id));
+  ASSERT_TRUE(wait_until([&] {
+    return query_one(*b_.db, "SELECT COUNT(*) FROM civicrm_contact WHERE id = " + b_id) == "0";
+  }));
+  EXPECT_EQ(query_one(*b_.db, "SELECT COUNT(*) FROM civishare_idmap"), "0");
+
+  // Each change was applied once on the side that received it.
+  EXPECT_EQ(query_one(*b_.db, "SELECT COUNT(*) FROM civishare_applied WHERE outcome = 'applied'"), "4");
+  EXPECT_EQ(query_one(*a_.db, "SELECT COUNT(*) FROM civishare_applied WHERE outcome = 'applied'"), "1");
+
+  // No ping-pong: once everything arrived, neither side's log tables grow.
+  const std::string a_rows = log_rows(a_), b_rows = log_rows(b_);
+  std::this_thread::sleep_for(std::chrono::seconds(5));
+  EXPECT_EQ(log_rows(a_), a_rows);
+  EXPECT_EQ(log_rows(b_), b_rows);
+  EXPECT_TRUE(a_.agent->running());
+  EXPECT_TRUE(b_.agent->running());
+  EXPECT_EQ(a_.agent->stop(), 0);
+  EXPECT_EQ(b_.agent->stop(), 0);
+}
+
+TEST_F(TwoNodes, WrongSecretKeepsChangesQueuedUntilFixed) {
+  write_configs(webhook::new_secret(), secret_);  // A signs with a key B does not know
+  start(a_);
+  start(b_);
+  auto a = a_.db->connect();
+  ASSERT_TRUE(a.exec("INSERT INTO civicrm_contact (contact_type, first_name, last_name) VALUES "
+                     "('Individual', 'Erika', 'Mustermann')"));
+  ASSERT_TRUE(wait_until([&] { return a_.agent->log().find("HTTP 401") != std::string::npos; }))
+      << "sender never reported the 401";
+  EXPECT_NE(a_.agent->log().find("changes stay queued"), std::string::npos);
+  EXPECT_NE(b_.agent->log().find("webhook-signature does not match"), std::string::npos);
+  EXPECT_EQ(query_one(*b_.db, "SELECT COUNT(*) FROM civicrm_contact"), "0");
+
+  // Fix the secret and restart A: the queued change is delivered.
+  a_.agent->stop();
+  write_configs(secret_, secret_);
+  start(a_);
+  ASSERT_TRUE(wait_until([&] {
+    return query_one(*b_.db, "SELECT COUNT(*) FROM civicrm_contact WHERE last_name = "
+                             "'Mustermann'") == "1";
+  })) << "queued change was not delivered after fixing the secret";
+}
+
+TEST_F(TwoNodes, RunOnceCatchesUpAndExits) {
+  start(b_);
+  auto a = a_.db->connect();
+  ASSERT_TRUE(a.exec("INSERT INTO civicrm_contact (contact_type, organization_name) VALUES "
+                     "('Organization', 'Verein e.V.')"));
+  std::string out;
+  EXPECT_EQ(run_civishare({"run", "--once", "--config", a_.config_path}, &out), 0) << out;
+  ASSERT_TRUE(wait_until([&] {
+    return query_one(*b_.db, "SELECT display_name FROM civicrm_contact WHERE contact_type = "
+                             "'Organization'") == "Verein e.V.";
+  }));
+  // With the peer down, --once exits 3 and keeps the change.
+  b_.agent->stop();
+  ASSERT_TRUE(a.exec("UPDATE civicrm_contact SET legal_name = 'Verein' WHERE contact_type = 'Organization'"));
+  EXPECT_EQ(run_civishare({"run", "--once", "--config", a_.config_path}, &out), 3) << out;
+  start(b_);
+  EXPECT_EQ(run_civishare({"run", "--once", "--config", a_.config_path}, &out), 0) << out;
+  ASSERT_TRUE(wait_until([&] {
+    return query_one(*b_.db, "SELECT legal_name FROM civicrm_contact WHERE contact_type = "
+                             "'Organization'") == "Verein";
+  }));
+}
+
+// Bad configs: exit 1, message names the key. No database needed.
+class BadConfig : public ::testing::Test {
+ protected:
+  std::string run_with(const std::string& text, int* rc) {
+    std::string dir = temp_dir("civishare-badconfig");
+    write_file(dir + "/c.toml", text);
+    std::string out;
+    *rc = run_civishare({"run", "--config", dir + "/c.toml"}, &out);
+    std::filesystem::remove_all(dir);
+    return out;
+  }
+  const std::string good_ =
+      "[node]\nname = \"civi1\"\ndata_dir = \"/tmp/civishare-never-created\"\n"
+      "[database]\nuser = \"u\"\npassword = \"p\"\n"
+      "[[peer]]\nname = \"civi2\"\nurl = \"http://127.0.0.1:1\"\n"
+      "secret = \"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\"\noutgoing = []\nincoming = []\n";
+};
+
+TEST_F(BadConfig, MissingNodeSection) {
+  int rc = 0;
+  std::string text = good_.substr(good_.find("[database]"));
+  EXPECT_NE(run_with(text, &rc).find("`node`"), std::string::npos);
+  EXPECT_EQ(rc, 1);
+}
+
+TEST_F(BadConfig, UnknownKey) {
+  int rc = 0;
+  EXPECT_NE(run_with(good_ + "[capture]\npoll_ms = 5\n", &rc).find("`capture.poll_ms`"),
+            std::string::npos);
+  EXPECT_EQ(rc, 1);
+}
+
+TEST_F(BadConfig, BadUrl) {
+  int rc = 0;
+  std::string text = good_;
+  text.replace(text.find("http://127.0.0.1:1"), 18, "127.0.0.1:1");
+  EXPECT_NE(run_with(text, &rc).find("`peer[0].url`"), std::string::npos);
+  EXPECT_EQ(rc, 1);
+  EXPECT_FALSE(std::filesystem::exists("/tmp/civishare-never-created"));
+}
+
+TEST(Cli, UsageErrorsExit2AndSecretPrintsAKey) {
+  std::string out;
+  EXPECT_EQ(run_civishare({"frobnicate"}, &out), 2);
+  EXPECT_EQ(run_civishare({"run"}, &out), 2);
+  EXPECT_NE(out.find("--config"), std::string::npos);
+  EXPECT_EQ(run_civishare({"secret"}, &out), 0);
+  EXPECT_TRUE(webhook::key_from_secret(out.substr(0, out.find('\n'))).ok()) << out;
+}
+
+}  // namespace
+}  // namespace civishare::testing

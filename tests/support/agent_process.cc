@@ -1,6 +1,7 @@
 #include "tests/support/agent_process.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -106,8 +107,11 @@ std::string temp_dir(const std::string& prefix) {
 }
 
 void write_file(const std::string& path, const std::string& text) {
-  std::ofstream out(path);
-  out << text;
+  {
+    std::ofstream out(path);
+    out << text;
+  }
+  ::chmod(path.c_str(), 0600);  // configs hold secrets; the agent warns about readable ones
 }
 
 }  // namespace civishare::testing
