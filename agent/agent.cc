@@ -72,7 +72,9 @@ std::vector<const TypeDefinition*> captured_types(const Config& c) {
   return out;
 }
 
-Result<db::Connection> connect(const Config& c) { return db::Connection::open(c.connection_options()); }
+Result<db::Connection> connect(const Config& c) {
+  return db::Connection::open(c.connection_options());
+}
 
 }  // namespace
 
@@ -83,8 +85,8 @@ Status Agent::open() {
   std::error_code ec;
   std::filesystem::create_directories(config_.node.data_dir, ec);
   if (ec) {
-    return make_error(Errc::storage, "cannot create node.data_dir " + config_.node.data_dir + ": " +
-                                         ec.message());
+    return make_error(Errc::storage,
+                      "cannot create node.data_dir " + config_.node.data_dir + ": " + ec.message());
   }
   auto store = Store::open(config_.node.data_dir);
   if (!store) return store.error();
@@ -121,8 +123,8 @@ Status Agent::init(bool add_indexes) {
     }
     auto triggers = conn->scalar(
         "SELECT COUNT(*) FROM information_schema.TRIGGERS WHERE EVENT_OBJECT_SCHEMA = " +
-        conn->quote(config_.database.schema) + " AND EVENT_OBJECT_TABLE = " +
-        conn->quote(def->table) + " AND ACTION_STATEMENT LIKE " +
+        conn->quote(config_.database.schema) +
+        " AND EVENT_OBJECT_TABLE = " + conn->quote(def->table) + " AND ACTION_STATEMENT LIKE " +
         conn->quote("%" + def->log_table() + "%"));
     if (!triggers) return triggers.error();
     if (!*triggers || **triggers != "3") {
@@ -143,8 +145,10 @@ Status Agent::init(bool add_indexes) {
         if (auto s = conn->exec(sql); !s) return s.error();
         log_info("init", "added an index on " + def->log_table() + ".log_date");
       } else {
-        log_warn("init", def->log_table() + " has no index on log_date: every poll scans the "
-                                            "whole table. Run `civishare init --add-indexes` or: " + sql);
+        log_warn("init", def->log_table() +
+                             " has no index on log_date: every poll scans the "
+                             "whole table. Run `civishare init --add-indexes` or: " +
+                             sql);
       }
     }
   }
@@ -191,7 +195,10 @@ int Agent::run(bool once, std::atomic<bool>& stop) {
         auto conn = connect(config_);
         if (!conn) {
           log_error("capture", conn.error().message + "; retrying");
-          if (once) { failed = true; break; }
+          if (once) {
+            failed = true;
+            break;
+          }
           seen = capture_signal.wait(seen, backoff_ms(failures++), stop);
           continue;
         }
@@ -203,7 +210,10 @@ int Agent::run(bool once, std::atomic<bool>& stop) {
       if (!r) {
         log_error("capture", r.error().message);
         source.reset();  // reconnect: the connection may be gone
-        if (once) { failed = true; break; }
+        if (once) {
+          failed = true;
+          break;
+        }
         seen = capture_signal.wait(seen, backoff_ms(failures++), stop);
         continue;
       }
@@ -228,10 +238,14 @@ int Agent::run(bool once, std::atomic<bool>& stop) {
         auto r = sender.send_once();
         if (!r) {
           if (r.error().message != last_error) {
-            log_error("sender", r.error().message + " (changes stay queued; retrying with backoff)");
+            log_error("sender",
+                      r.error().message + " (changes stay queued; retrying with backoff)");
             last_error = r.error().message;
           }
-          if (once) { peer_unreachable = true; break; }
+          if (once) {
+            peer_unreachable = true;
+            break;
+          }
           seen = outbox_signal.wait(seen, backoff_ms(failures++), stop);
           // Outbox notifications must not cut the backoff short: wait out the rest.
           continue;
@@ -257,7 +271,10 @@ int Agent::run(bool once, std::atomic<bool>& stop) {
         auto conn = connect(config_);
         if (!conn) {
           log_error("applier", conn.error().message + "; received changes stay in the inbox");
-          if (once) { failed = true; break; }
+          if (once) {
+            failed = true;
+            break;
+          }
           seen = inbox_signal.wait(seen, backoff_ms(failures++), stop);
           continue;
         }
@@ -268,7 +285,10 @@ int Agent::run(bool once, std::atomic<bool>& stop) {
       if (!r) {
         log_error("applier", r.error().message + "; the change stays in the inbox");
         applier.reset();
-        if (once) { failed = true; break; }
+        if (once) {
+          failed = true;
+          break;
+        }
         seen = inbox_signal.wait(seen, backoff_ms(failures++), stop);
         continue;
       }

@@ -2,11 +2,11 @@
 
 #include <sys/stat.h>
 
+#include <toml++/toml.h>
 #include <fstream>
 #include <regex>
 #include <set>
 #include <sstream>
-#include <toml++/toml.h>
 
 #include "schemas/log.h"
 #include "schemas/type_definition.h"
@@ -29,7 +29,8 @@ Status only_keys(const toml::table& t, const std::string& where, std::set<std::s
       std::string list;
       for (const auto& a : allowed) list += (list.empty() ? "" : ", ") + a;
       return bad(where.empty() ? key : where + "." + key,
-                 "is not a known key" + (where.empty() ? std::string(" (sections: ") : " (" + where + " takes: ") +
+                 "is not a known key" +
+                     (where.empty() ? std::string(" (sections: ") : " (" + where + " takes: ") +
                      list + ")");
     }
   }
@@ -69,17 +70,18 @@ const toml::table* section(const toml::table& root, const char* name) {
   return n ? n->as_table() : nullptr;
 }
 
-#define CIVISHARE_TRY(expr)            \
-  do {                                 \
-    auto _s = (expr);                  \
-    if (!_s) return _s.error();        \
+#define CIVISHARE_TRY(expr)     \
+  do {                          \
+    auto _s = (expr);           \
+    if (!_s) return _s.error(); \
   } while (0)
 
 Status check_types(const std::string& key, const std::vector<std::string>& types) {
   for (const auto& t : types) {
     if (!TypeRegistry::builtin().find(t)) {
       std::string known;
-      for (const auto& d : TypeRegistry::builtin().all()) known += (known.empty() ? "" : ", ") + d.type;
+      for (const auto& d : TypeRegistry::builtin().all())
+        known += (known.empty() ? "" : ", ") + d.type;
       return bad(key, "names unknown type `" + t + "` (known: " + known + ")");
     }
   }
@@ -125,10 +127,11 @@ Result<Config> parse_config(std::string_view text, const std::string& origin) {
   } catch (const toml::parse_error& e) {
     std::ostringstream where;
     where << e.source().begin;
-    return make_error(Errc::invalid_config,
-                      origin + ": not valid TOML at " + where.str() + ": " + std::string(e.description()));
+    return make_error(Errc::invalid_config, origin + ": not valid TOML at " + where.str() + ": " +
+                                                std::string(e.description()));
   }
-  CIVISHARE_TRY(only_keys(root, "", {"node", "database", "capture", "receiver", "applier", "peer"}));
+  CIVISHARE_TRY(
+      only_keys(root, "", {"node", "database", "capture", "receiver", "applier", "peer"}));
   Config c;
 
   const toml::table* node = section(root, "node");
@@ -140,12 +143,14 @@ Result<Config> parse_config(std::string_view text, const std::string& origin) {
   if (!std::regex_match(c.node.name, name_re)) {
     return bad("node.name", "must be 1-16 characters of a-z, 0-9 and _, e.g. \"civi1\"");
   }
-  if (c.node.data_dir.empty()) return bad("node.data_dir", "is required, e.g. \"/var/lib/civishare\"");
+  if (c.node.data_dir.empty())
+    return bad("node.data_dir", "is required, e.g. \"/var/lib/civishare\"");
 
   const toml::table* dbt = section(root, "database");
   if (!dbt) return bad("database", "section is missing: add [database] with user and password");
-  CIVISHARE_TRY(only_keys(*dbt, "database", {"host", "port", "socket", "user", "password",
-                                             "password_file", "schema", "log_schema"}));
+  CIVISHARE_TRY(only_keys(
+      *dbt, "database",
+      {"host", "port", "socket", "user", "password", "password_file", "schema", "log_schema"}));
   int port = c.database.port;
   CIVISHARE_TRY(read(*dbt, "database", "host", c.database.host));
   CIVISHARE_TRY(read(*dbt, "database", "port", port));
@@ -174,9 +179,11 @@ Result<Config> parse_config(std::string_view text, const std::string& origin) {
     CIVISHARE_TRY(read(*cap, "capture", "poll_interval_ms", c.capture.poll_interval_ms));
   }
   if (c.capture.source == "binlog") {
-    return bad("capture.source", "= \"binlog\" is not available in this version yet; use \"log_tables\"");
+    return bad("capture.source",
+               "= \"binlog\" is not available in this version yet; use \"log_tables\"");
   }
-  if (c.capture.source != "log_tables") return bad("capture.source", "must be \"log_tables\" or \"binlog\"");
+  if (c.capture.source != "log_tables")
+    return bad("capture.source", "must be \"log_tables\" or \"binlog\"");
   if (c.capture.poll_interval_ms < 50 || c.capture.poll_interval_ms > 3600000) {
     return bad("capture.poll_interval_ms", "must be between 50 and 3600000");
   }
@@ -192,7 +199,8 @@ Result<Config> parse_config(std::string_view text, const std::string& origin) {
       return bad("receiver.listen", "must be IP:port, e.g. \"127.0.0.1:7800\"");
     }
     c.receiver.host = m[1];
-    if (c.receiver.host.front() == '[') c.receiver.host = c.receiver.host.substr(1, c.receiver.host.size() - 2);
+    if (c.receiver.host.front() == '[')
+      c.receiver.host = c.receiver.host.substr(1, c.receiver.host.size() - 2);
     c.receiver.port = static_cast<std::uint16_t>(std::stoi(m[2]));
   }
 
@@ -228,12 +236,16 @@ Result<Config> parse_config(std::string_view text, const std::string& origin) {
         return bad(where + ".name", "must be the peer's node.name (1-16 of a-z, 0-9, _)");
       }
       if (p.name == c.node.name) return bad(where + ".name", "is this node's own name");
-      if (!names.insert(p.name).second) return bad(where + ".name", "`" + p.name + "` is listed twice");
+      if (!names.insert(p.name).second)
+        return bad(where + ".name", "`" + p.name + "` is listed twice");
       if (!valid_url(p.url)) {
-        return bad(where + ".url", "must include a scheme and host, e.g. `https://civi2.example.org:7800`");
+        return bad(where + ".url",
+                   "must include a scheme and host, e.g. `https://civi2.example.org:7800`");
       }
-      if (p.secret.empty()) return bad(where + ".secret", "is required; make one with `civishare secret`");
-      if (auto k = webhook::key_from_secret(p.secret); !k) return bad(where + ".secret", k.error().message);
+      if (p.secret.empty())
+        return bad(where + ".secret", "is required; make one with `civishare secret`");
+      if (auto k = webhook::key_from_secret(p.secret); !k)
+        return bad(where + ".secret", k.error().message);
       CIVISHARE_TRY(check_types(where + ".outgoing", p.outgoing));
       CIVISHARE_TRY(check_types(where + ".incoming", p.incoming));
       c.peers.push_back(std::move(p));
@@ -247,7 +259,7 @@ Result<Config> load_config(const std::string& path) {
   if (!in) return make_error(Errc::invalid_config, "cannot read config file " + path);
   std::stringstream ss;
   ss << in.rdbuf();
-  struct stat st{};
+  struct stat st {};
   if (::stat(path.c_str(), &st) == 0 && (st.st_mode & S_IROTH)) {
     log_warn("config", path + " is world-readable and holds secrets: chmod 600 it");
   }

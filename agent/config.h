@@ -21,12 +21,12 @@ struct Config {
   struct Database {
     std::string host = "127.0.0.1";
     std::uint16_t port = 3306;
-    std::string socket;         // when set, used instead of host/port
+    std::string socket;  // when set, used instead of host/port
     std::string user;
-    std::string password;       // or password_file
+    std::string password;  // or password_file
     std::string password_file;
     std::string schema = "civicrm";
-    std::string log_schema;     // where log_civicrm_* live; "" = schema
+    std::string log_schema;  // where log_civicrm_* live; "" = schema
   } database;
 
   struct Capture {

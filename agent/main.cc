@@ -16,7 +16,9 @@ namespace {
 
 std::atomic<bool> g_stop{false};
 
-void on_signal(int) { g_stop = true; }
+void on_signal(int) {
+  g_stop = true;
+}
 
 constexpr const char* kUsage =
     "usage: civishare <verb> --config FILE [options]\n"
@@ -41,7 +43,8 @@ int usage(const std::string& problem) {
 
 int main(int argc, char** argv) {
   using namespace civishare;
-  if (const char* level = std::getenv("CIVISHARE_LOG_LEVEL"); level && std::strcmp(level, "debug") == 0) {
+  if (const char* level = std::getenv("CIVISHARE_LOG_LEVEL");
+      level && std::strcmp(level, "debug") == 0) {
     set_log_level(LogLevel::debug);
   }
   std::vector<std::string> args(argv + 1, argv + argc);
@@ -83,7 +86,8 @@ int main(int argc, char** argv) {
 
   auto config = load_config(config_path);
   if (!config) {
-    std::fprintf(stderr, "civishare: %s: %s\n", config_path.c_str(), config.error().message.c_str());
+    std::fprintf(stderr, "civishare: %s: %s\n", config_path.c_str(),
+                 config.error().message.c_str());
     return 1;
   }
   Agent agent(std::move(*config));

@@ -9,10 +9,14 @@ using db::Connection;
 
 const char* to_string(ApplyOutcome o) {
   switch (o) {
-    case ApplyOutcome::applied: return "applied";
-    case ApplyOutcome::unchanged: return "unchanged";
-    case ApplyOutcome::refused: return "refused";
-    case ApplyOutcome::already_applied: return "already_applied";
+    case ApplyOutcome::applied:
+      return "applied";
+    case ApplyOutcome::unchanged:
+      return "unchanged";
+    case ApplyOutcome::refused:
+      return "refused";
+    case ApplyOutcome::already_applied:
+      return "already_applied";
   }
   return "applied";
 }
@@ -142,7 +146,8 @@ Result<ApplyOutcome> SqlApplier::apply_in_transaction(const InboxEntry& e, std::
   std::vector<std::pair<std::string, std::string>> values;
   for (const auto& a : c.attribute_changes) {
     const ColumnDefinition* col = def->find_wire(a.name);
-    if (!col) return make_error(Errc::invalid_input, "attribute " + a.name + " is not in " + c.type);
+    if (!col)
+      return make_error(Errc::invalid_input, "attribute " + a.name + " is not in " + c.type);
     auto literal = translator_.to_sql(*col, a.to);
     if (!literal) {
       if (literal.error().code == Errc::database) return literal.error();
@@ -164,8 +169,8 @@ Result<ApplyOutcome> SqlApplier::apply_in_transaction(const InboxEntry& e, std::
       auto parent = db::local_id(db_, options_.node, pdef->table, pit->second);
       if (!parent) return parent.error();
       if (!*parent) {
-        return make_error(Errc::not_found, def->parent->context_key + " " + pit->second +
-                                               " is not known here");
+        return make_error(Errc::not_found,
+                          def->parent->context_key + " " + pit->second + " is not known here");
       }
       values.emplace_back(def->parent->column, db_.quote(**parent));
     }
@@ -174,14 +179,16 @@ Result<ApplyOutcome> SqlApplier::apply_in_transaction(const InboxEntry& e, std::
       cols += (cols.empty() ? "" : ", ") + Connection::quote_identifier(col);
       vals += (vals.empty() ? "" : ", ") + lit;
     }
-    std::string sql = cols.empty() ? "INSERT INTO " + table + " () VALUES ()"
-                                   : "INSERT INTO " + table + " (" + cols + ") VALUES (" + vals + ")";
+    std::string sql = cols.empty()
+                          ? "INSERT INTO " + table + " () VALUES ()"
+                          : "INSERT INTO " + table + " (" + cols + ") VALUES (" + vals + ")";
     if (auto s = db_.exec(sql); !s) return s.error();
     id = std::to_string(db_.last_insert_id());
     if (c.entity_reference != options_.node + "-" + id) {
-      if (auto s = db_.exec("INSERT INTO civishare_idmap (entity_table, global_ref, local_id) VALUES (" +
-                            db_.quote(def->table) + ", " + db_.quote(c.entity_reference) + ", " +
-                            db_.quote(id) + ")");
+      if (auto s =
+              db_.exec("INSERT INTO civishare_idmap (entity_table, global_ref, local_id) VALUES (" +
+                       db_.quote(def->table) + ", " + db_.quote(c.entity_reference) + ", " +
+                       db_.quote(id) + ")");
           !s) {
         return s.error();
       }
@@ -196,8 +203,8 @@ Result<ApplyOutcome> SqlApplier::apply_in_transaction(const InboxEntry& e, std::
     for (const auto& [col, lit] : values) {
       const std::string q = Connection::quote_identifier(col);
       // BINARY: the column collation would call a case-only change "equal".
-      auto same = db_.scalar("SELECT CAST(" + q + " AS BINARY) <=> CAST(" + lit + " AS BINARY) FROM " +
-                             table + where);
+      auto same = db_.scalar("SELECT CAST(" + q + " AS BINARY) <=> CAST(" + lit +
+                             " AS BINARY) FROM " + table + where);
       if (!same) return same.error();
       if (*same && **same == "1") continue;
       sets += (sets.empty() ? "" : ", ") + q + " = " + lit;
@@ -211,7 +218,8 @@ Result<ApplyOutcome> SqlApplier::apply_in_transaction(const InboxEntry& e, std::
     for (const auto& [col, expr] : def->derived) {
       sets += (sets.empty() ? "" : ", ") + Connection::quote_identifier(col) + " = (" + expr + ")";
     }
-    if (auto s = db_.exec("UPDATE " + table + " SET " + sets + " WHERE id = " + db_.quote(id)); !s) {
+    if (auto s = db_.exec("UPDATE " + table + " SET " + sets + " WHERE id = " + db_.quote(id));
+        !s) {
       return s.error();
     }
   }

@@ -18,7 +18,8 @@ Change sample() {
   c.entity = "Contact";
   c.entity_reference = "civi1-312";
   c.operation = Operation::update;
-  for (const char* n : {"first_name", "last_name", "middle_name", "external_identifier", "job_title"}) {
+  for (const char* n :
+       {"first_name", "last_name", "middle_name", "external_identifier", "job_title"}) {
     c.attribute_changes.push_back({n, boost::json::value("old"), boost::json::value("new value")});
   }
   return c;

@@ -36,7 +36,9 @@ std::string hex(std::string_view raw) {
   return out;
 }
 
-std::string image_key(const std::string& table, const std::string& id) { return table + "/" + id; }
+std::string image_key(const std::string& table, const std::string& id) {
+  return table + "/" + id;
+}
 
 }  // namespace
 
@@ -117,7 +119,8 @@ Result<PollResult> LogTableSource::poll() {
   if (*to <= *from) return result;
 
   // One consistent snapshot across every captured log table.
-  if (auto s = db_.exec("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY"); !s) return s.error();
+  if (auto s = db_.exec("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY"); !s)
+    return s.error();
   std::vector<db::Rows> tables;
   tables.reserve(options_.types.size());
   std::string prefix = options_.log_schema.empty()
@@ -206,8 +209,8 @@ Result<PollResult> LogTableSource::poll() {
     for (const auto& col : def.columns) {
       auto v = translator_.to_wire(col, lr.get(col.column));
       if (!v) {
-        log_warn("capture", def.log_table() + " id " + *id + ": " + v.error().message +
-                                "; sent as null");
+        log_warn("capture",
+                 def.log_table() + " id " + *id + ": " + v.error().message + "; sent as null");
         image.values[col.wire_name()] = nullptr;
         continue;
       }
@@ -219,7 +222,8 @@ Result<PollResult> LogTableSource::poll() {
     change.entity = def.entity;
     change.entity_reference = reference;
     change.timestamp = utc_iso(lr.ts);
-    if (def.parent && !parent_reference.empty()) change.context[def.parent->context_key] = parent_reference;
+    if (def.parent && !parent_reference.empty())
+      change.context[def.parent->context_key] = parent_reference;
 
     const std::string act = *action;
     if (act == "Delete") {
@@ -259,7 +263,8 @@ Result<PollResult> LogTableSource::poll() {
     if (auto apply_id = conn ? db::apply_id_from_marker(*conn) : std::nullopt) {
       auto applied = db_.query(
           "SELECT change_id, chain, came_from, change_timestamp FROM civishare_applied "
-          "WHERE apply_id = " + std::to_string(*apply_id));
+          "WHERE apply_id = " +
+          std::to_string(*apply_id));
       if (!applied) return applied.error();
       if (!applied->rows.empty()) {
         const auto& a = applied->rows[0];

@@ -26,16 +26,16 @@
 namespace civishare {
 
 struct LogTableOptions {
-  std::string node;                        // this node's name (global references, signatures)
-  std::string log_schema;                  // where log_civicrm_* live; "" = the connection's schema
+  std::string node;        // this node's name (global references, signatures)
+  std::string log_schema;  // where log_civicrm_* live; "" = the connection's schema
   std::vector<const TypeDefinition*> types;  // what to capture, parents before children
-  int fallback_lag_s = 10;                 // watermark lag when PROCESS is not granted
+  int fallback_lag_s = 10;                   // watermark lag when PROCESS is not granted
 };
 
 struct PollResult {
-  std::size_t records = 0;    // change records committed to the outbox
-  std::size_t rows = 0;       // log rows read
-  std::int64_t watermark = 0; // the cursor after this poll (unix seconds)
+  std::size_t records = 0;     // change records committed to the outbox
+  std::size_t rows = 0;        // log rows read
+  std::int64_t watermark = 0;  // the cursor after this poll (unix seconds)
 };
 
 class LogTableSource {

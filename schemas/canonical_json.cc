@@ -13,8 +13,7 @@ void write(const boost::json::value& v, std::string& out) {
       std::vector<const boost::json::key_value_pair*> items;
       items.reserve(obj.size());
       for (const auto& kv : obj) items.push_back(&kv);
-      std::sort(items.begin(), items.end(),
-                [](auto* a, auto* b) { return a->key() < b->key(); });
+      std::sort(items.begin(), items.end(), [](auto* a, auto* b) { return a->key() < b->key(); });
       out.push_back('{');
       bool first = true;
       for (const auto* kv : items) {

@@ -11,9 +11,12 @@ namespace json = boost::json;
 
 const char* to_string(Operation op) {
   switch (op) {
-    case Operation::create: return "create";
-    case Operation::update: return "update";
-    case Operation::remove: return "delete";
+    case Operation::create:
+      return "create";
+    case Operation::update:
+      return "update";
+    case Operation::remove:
+      return "delete";
   }
   return "update";
 }
@@ -69,7 +72,9 @@ Result<std::string> required_string(const json::object& o, std::string_view key)
   return std::string(v->get_string());
 }
 
-bool is_scalar(const json::value& v) { return !v.is_object() && !v.is_array(); }
+bool is_scalar(const json::value& v) {
+  return !v.is_object() && !v.is_array();
+}
 
 }  // namespace
 
@@ -77,8 +82,11 @@ Result<Change> change_from_json(const json::value& value) {
   if (!value.is_object()) return make_error(Errc::invalid_input, "a change must be a JSON object");
   const auto& o = value.get_object();
   Change c;
-  for (auto [key, field] : {std::pair{"id", &c.id}, {"type", &c.type}, {"timestamp", &c.timestamp},
-                            {"entity", &c.entity}, {"entity_reference", &c.entity_reference}}) {
+  for (auto [key, field] : {std::pair{"id", &c.id},
+                            {"type", &c.type},
+                            {"timestamp", &c.timestamp},
+                            {"entity", &c.entity},
+                            {"entity_reference", &c.entity_reference}}) {
     auto s = required_string(o, key);
     if (!s) return s.error();
     *field = std::move(*s);
@@ -92,7 +100,8 @@ Result<Change> change_from_json(const json::value& value) {
   }
   c.operation = *parsed_op;
   if (auto* ctx = o.if_contains("context"); ctx && !ctx->is_null()) {
-    if (!ctx->is_object()) return make_error(Errc::invalid_input, "field `context` must be an object");
+    if (!ctx->is_object())
+      return make_error(Errc::invalid_input, "field `context` must be an object");
     for (const auto& kv : ctx->get_object()) {
       if (!kv.value().is_string()) {
         return make_error(Errc::invalid_input, "context values must be strings");
@@ -105,7 +114,8 @@ Result<Change> change_from_json(const json::value& value) {
     return make_error(Errc::invalid_input, "field `attribute_changes` must be an array");
   }
   for (const auto& a : attrs->get_array()) {
-    if (!a.is_object()) return make_error(Errc::invalid_input, "each attribute change must be an object");
+    if (!a.is_object())
+      return make_error(Errc::invalid_input, "each attribute change must be an object");
     const auto& ao = a.get_object();
     auto name = required_string(ao, "name");
     if (!name) return name.error();
@@ -118,7 +128,8 @@ Result<Change> change_from_json(const json::value& value) {
     ac.to = *to;
     if (auto* from = ao.if_contains("from")) {
       if (!is_scalar(*from)) {
-        return make_error(Errc::invalid_input, "attribute `" + ac.name + "`: `from` must be a scalar");
+        return make_error(Errc::invalid_input,
+                          "attribute `" + ac.name + "`: `from` must be a scalar");
       }
       ac.from = *from;
     }
@@ -130,7 +141,8 @@ Result<Change> change_from_json(const json::value& value) {
     }
     for (const auto& s : chain->get_array()) {
       if (!s.is_string()) {
-        return make_error(Errc::invalid_input, "field `loop_detection` must be an array of strings");
+        return make_error(Errc::invalid_input,
+                          "field `loop_detection` must be an array of strings");
       }
       c.loop_detection.emplace_back(s.get_string());
     }
@@ -155,10 +167,10 @@ std::string change_signature(const Change& c, std::string_view sending_node) {
 json::value to_json(const Message& m) {
   json::array changes;
   for (const auto& c : m.changes) changes.push_back(to_json(c));
-  return json::object{{"id", m.id},
-                      {"payload", json::object{{"sender", m.sender},
-                                               {"sent", m.sent},
-                                               {"changes", std::move(changes)}}}};
+  return json::object{
+      {"id", m.id},
+      {"payload",
+       json::object{{"sender", m.sender}, {"sent", m.sent}, {"changes", std::move(changes)}}}};
 }
 
 Result<ParsedMessage> parse_message(std::string_view body) {

@@ -19,7 +19,7 @@ const char* to_string(Operation op);
 std::optional<Operation> operation_from_string(std::string_view s);
 
 struct AttributeChange {
-  std::string name;                       // column name, or "<column>:<name-field>" when translated
+  std::string name;  // column name, or "<column>:<name-field>" when translated
   std::optional<boost::json::value> from;  // absent for create; null = was NULL
   boost::json::value to;                   // null = becomes NULL
 

@@ -8,7 +8,7 @@
 
 namespace civishare {
 
-std::string sha512(std::string_view data);                         // raw 64 bytes
+std::string sha512(std::string_view data);                             // raw 64 bytes
 std::string hmac_sha256(std::string_view key, std::string_view data);  // raw 32 bytes
 std::string base64_encode(std::string_view raw);
 std::optional<std::string> base64_decode(std::string_view text);  // nullopt if not valid base64

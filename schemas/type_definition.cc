@@ -9,9 +9,12 @@ namespace json = boost::json;
 
 std::string ColumnDefinition::wire_name() const {
   switch (kind) {
-    case ColumnKind::option: return column + ":name";
-    case ColumnKind::lookup: return column + ":" + lookup_name;
-    default: return column;
+    case ColumnKind::option:
+      return column + ":name";
+    case ColumnKind::lookup:
+      return column + ":" + lookup_name;
+    default:
+      return column;
   }
 }
 
@@ -86,10 +89,14 @@ Result<TypeDefinition> parse_type_definition(std::string_view text) {
     col.column = get_string(co, "column");
     if (!is_identifier(col.column)) return bad(t.type, "a column has no valid `column` name");
     std::string kind = get_string(co, "kind");
-    if (kind == "string") col.kind = ColumnKind::string;
-    else if (kind == "integer") col.kind = ColumnKind::integer;
-    else if (kind == "boolean") col.kind = ColumnKind::boolean;
-    else if (kind == "date") col.kind = ColumnKind::date;
+    if (kind == "string")
+      col.kind = ColumnKind::string;
+    else if (kind == "integer")
+      col.kind = ColumnKind::integer;
+    else if (kind == "boolean")
+      col.kind = ColumnKind::boolean;
+    else if (kind == "date")
+      col.kind = ColumnKind::date;
     else if (kind == "option") {
       col.kind = ColumnKind::option;
       col.option_group = get_string(co, "option_group");

@@ -16,20 +16,20 @@
 namespace civishare {
 
 enum class ColumnKind {
-  string,  // VARCHAR/TEXT, travels as a JSON string
-  integer, // INT, travels as a JSON number
-  boolean, // TINYINT(1), travels as true/false
-  date,    // DATE, travels as "YYYY-MM-DD"
-  option,  // stores civicrm_option_value.value of an option group; travels as the option's name
-  lookup,  // stores the id of a row in a reference table; travels as that row's name column
+  string,   // VARCHAR/TEXT, travels as a JSON string
+  integer,  // INT, travels as a JSON number
+  boolean,  // TINYINT(1), travels as true/false
+  date,     // DATE, travels as "YYYY-MM-DD"
+  option,   // stores civicrm_option_value.value of an option group; travels as the option's name
+  lookup,   // stores the id of a row in a reference table; travels as that row's name column
 };
 
 struct ColumnDefinition {
   std::string column;  // column in the CiviCRM table
   ColumnKind kind = ColumnKind::string;
-  std::string option_group;   // kind == option: civicrm_option_group.name
-  std::string lookup_table;   // kind == lookup: e.g. civicrm_location_type
-  std::string lookup_name;    // kind == lookup: the column that names the row, e.g. name, iso_code
+  std::string option_group;  // kind == option: civicrm_option_group.name
+  std::string lookup_table;  // kind == lookup: e.g. civicrm_location_type
+  std::string lookup_name;   // kind == lookup: the column that names the row, e.g. name, iso_code
 
   // The attribute name on the wire: the column, or "<column>:<name field>" when translated.
   std::string wire_name() const;

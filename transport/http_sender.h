@@ -15,9 +15,9 @@
 namespace civishare {
 
 struct SenderOptions {
-  std::size_t max_batch_changes = 500;     // changes per POST
-  std::size_t max_batch_bytes = 4 << 20;   // body bytes per POST (soft: at least one change)
-  long timeout_ms = 30000;                 // whole request
+  std::size_t max_batch_changes = 500;    // changes per POST
+  std::size_t max_batch_bytes = 4 << 20;  // body bytes per POST (soft: at least one change)
+  long timeout_ms = 30000;                // whole request
   long connect_timeout_ms = 5000;
 };
 

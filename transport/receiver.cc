@@ -113,12 +113,15 @@ HttpResponse ChangeReceiver::changes(const HttpRequest& request) {
   HttpResponse failure;
   const PeerLink* peer = authenticate(request, claimed, &failure);
   if (!peer) {
-    log_warn("receiver", "refused a push claiming to be from `" + msg->sender + "`: " + failure.body);
+    log_warn("receiver",
+             "refused a push claiming to be from `" + msg->sender + "`: " + failure.body);
     return failure;
   }
   auto replay = store_.message_seen(peer->name, header(request, "webhook-id"));
   if (!replay) return error_response(503, replay.error().message);
-  if (*replay) return error_response(409, "message " + header(request, "webhook-id") + " was already accepted");
+  if (*replay)
+    return error_response(409,
+                          "message " + header(request, "webhook-id") + " was already accepted");
 
   json::array results;
   std::vector<InboxEntry> accepted;
@@ -167,7 +170,8 @@ HttpResponse ChangeReceiver::changes(const HttpRequest& request) {
     if (!duplicate) accepted.push_back(InboxEntry{0, std::move(*change), peer->name});
   }
   const std::size_t count = accepted.size();
-  if (auto s = store_.commit_receive(peer->name, header(request, "webhook-id"), std::move(accepted));
+  if (auto s =
+          store_.commit_receive(peer->name, header(request, "webhook-id"), std::move(accepted));
       !s) {
     log_error("receiver", s.error().message);
     return error_response(503, "could not persist: " + s.error().message);
@@ -193,7 +197,8 @@ struct HttpServer::Impl {
       http::request_parser<http::string_body> parser;
       parser.body_limit(body_limit);
       stream.expires_after(std::chrono::seconds(timeout_s));
-      auto [ec, n] = co_await http::async_read(stream, buffer, parser, asio::as_tuple(asio::use_awaitable));
+      auto [ec, n] =
+          co_await http::async_read(stream, buffer, parser, asio::as_tuple(asio::use_awaitable));
       (void)n;
       HttpResponse out;
       bool keep_alive = false;
@@ -211,7 +216,8 @@ struct HttpServer::Impl {
         r.target = std::string(req.target());
         for (const auto& f : req) {
           std::string name(f.name_string());
-          for (auto& ch : name) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+          for (auto& ch : name)
+            ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
           r.headers[name] = std::string(f.value());
         }
         r.body = std::move(req.body());
@@ -258,7 +264,8 @@ Result<std::unique_ptr<HttpServer>> HttpServer::start(const std::string& host, s
   impl->timeout_s = timeout_s;
   boost::system::error_code ec;
   auto address = asio::ip::make_address(host, ec);
-  if (ec) return make_error(Errc::invalid_config, "receiver.listen: `" + host + "` is not an IP address");
+  if (ec)
+    return make_error(Errc::invalid_config, "receiver.listen: `" + host + "` is not an IP address");
   asio::ip::tcp::endpoint ep(address, port);
   impl->acceptor.open(ep.protocol(), ec);
   if (!ec) impl->acceptor.set_option(asio::socket_base::reuse_address(true), ec);
@@ -274,7 +281,9 @@ Result<std::unique_ptr<HttpServer>> HttpServer::start(const std::string& host, s
   return std::unique_ptr<HttpServer>(new HttpServer(std::move(impl)));
 }
 
-std::uint16_t HttpServer::port() const { return impl_->acceptor.local_endpoint().port(); }
+std::uint16_t HttpServer::port() const {
+  return impl_->acceptor.local_endpoint().port();
+}
 
 void HttpServer::stop() {
   if (!impl_->thread.joinable()) return;
@@ -286,6 +295,8 @@ void HttpServer::stop() {
   impl_->thread.join();
 }
 
-HttpServer::~HttpServer() { stop(); }
+HttpServer::~HttpServer() {
+  stop();
+}
 
 }  // namespace civishare

@@ -18,7 +18,9 @@ Result<std::string> key_from_secret(std::string_view secret) {
   return *key;
 }
 
-std::string new_secret() { return "whsec_" + base64_encode(random_bytes(32)); }
+std::string new_secret() {
+  return "whsec_" + base64_encode(random_bytes(32));
+}
 
 std::string sign(std::string_view key, std::string_view id, std::int64_t timestamp,
                  std::string_view body) {
@@ -35,14 +37,15 @@ Status verify(std::string_view key, const VerifyInput& in, std::int64_t now,
                       "missing webhook-id, webhook-timestamp or webhook-signature header");
   }
   std::int64_t ts = 0;
-  auto [ptr, ec] = std::from_chars(in.timestamp.data(), in.timestamp.data() + in.timestamp.size(), ts);
+  auto [ptr, ec] =
+      std::from_chars(in.timestamp.data(), in.timestamp.data() + in.timestamp.size(), ts);
   if (ec != std::errc() || ptr != in.timestamp.data() + in.timestamp.size()) {
     return make_error(Errc::invalid_input, "webhook-timestamp must be integer seconds");
   }
   if (ts < now - tolerance_s || ts > now + tolerance_s) {
-    return make_error(Errc::unauthorized,
-                      "webhook-timestamp is outside the " + std::to_string(tolerance_s) +
-                          " s tolerance (check both clocks)");
+    return make_error(Errc::unauthorized, "webhook-timestamp is outside the " +
+                                              std::to_string(tolerance_s) +
+                                              " s tolerance (check both clocks)");
   }
   const std::string expected = sign(key, in.id, ts, in.body);
   bool match = false;

@@ -33,7 +33,9 @@ const std::vector<std::string>& civishare_table_ddl() {
   return ddl;
 }
 
-std::string applier_marker(std::uint64_t apply_id) { return "cs" + std::to_string(apply_id); }
+std::string applier_marker(std::uint64_t apply_id) {
+  return "cs" + std::to_string(apply_id);
+}
 
 std::optional<std::uint64_t> apply_id_from_marker(const std::string& log_conn_id) {
   if (log_conn_id.size() < 3 || log_conn_id.compare(0, 2, "cs") != 0) return std::nullopt;
@@ -47,8 +49,9 @@ std::optional<std::uint64_t> apply_id_from_marker(const std::string& log_conn_id
 
 Result<std::string> global_reference(Connection& db, const std::string& node,
                                      const std::string& table, const std::string& id) {
-  auto ref = db.scalar("SELECT global_ref FROM civishare_idmap WHERE entity_table = " +
-                       db.quote(table) + " AND local_id = " + db.quote(id));
+  auto ref =
+      db.scalar("SELECT global_ref FROM civishare_idmap WHERE entity_table = " + db.quote(table) +
+                " AND local_id = " + db.quote(id));
   if (!ref) return ref.error();
   if (*ref) return **ref;
   return node + "-" + id;
@@ -65,8 +68,9 @@ Result<std::optional<std::string>> local_id(Connection& db, const std::string& n
     if (!exists) return exists.error();
     return *exists ? std::optional<std::string>(id) : std::nullopt;
   }
-  auto id = db.scalar("SELECT local_id FROM civishare_idmap WHERE entity_table = " +
-                      db.quote(table) + " AND global_ref = " + db.quote(reference));
+  auto id =
+      db.scalar("SELECT local_id FROM civishare_idmap WHERE entity_table = " + db.quote(table) +
+                " AND global_ref = " + db.quote(reference));
   if (!id) return id.error();
   return *id;
 }

@@ -26,7 +26,6 @@ Result<std::string> global_reference(Connection& db, const std::string& node,
 // Local id for a global reference: "<node>-<id>" of this node is the id itself; others come from
 // the idmap. nullopt = not known here.
 Result<std::optional<std::string>> local_id(Connection& db, const std::string& node,
-                                            const std::string& table,
-                                            const std::string& reference);
+                                            const std::string& table, const std::string& reference);
 
 }  // namespace civishare::db

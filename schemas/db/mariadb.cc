@@ -12,7 +12,9 @@ int Rows::index(std::string_view name) const {
 }
 
 Connection::Connection(MYSQL* handle) : handle_(handle) {}
-Connection::Connection(Connection&& other) noexcept : handle_(other.handle_) { other.handle_ = nullptr; }
+Connection::Connection(Connection&& other) noexcept : handle_(other.handle_) {
+  other.handle_ = nullptr;
+}
 Connection& Connection::operator=(Connection&& other) noexcept {
   if (this != &other) {
     if (handle_) mysql_close(handle_);
@@ -79,8 +81,10 @@ Result<Rows> Connection::query(std::string_view sql) {
     Row r;
     r.reserve(n);
     for (unsigned i = 0; i < n; ++i) {
-      if (row[i]) r.emplace_back(std::string(row[i], lengths[i]));
-      else r.emplace_back(std::nullopt);
+      if (row[i])
+        r.emplace_back(std::string(row[i], lengths[i]));
+      else
+        r.emplace_back(std::nullopt);
     }
     out.rows.push_back(std::move(r));
   }
@@ -117,7 +121,11 @@ std::string Connection::quote_identifier(std::string_view name) {
   return out;
 }
 
-std::uint64_t Connection::last_insert_id() const { return mysql_insert_id(handle_); }
-std::uint64_t Connection::affected_rows() const { return mysql_affected_rows(handle_); }
+std::uint64_t Connection::last_insert_id() const {
+  return mysql_insert_id(handle_);
+}
+std::uint64_t Connection::affected_rows() const {
+  return mysql_affected_rows(handle_);
+}
 
 }  // namespace civishare::db

@@ -18,10 +18,10 @@ namespace civishare::db {
 struct ConnectionOptions {
   std::string host = "127.0.0.1";  // ignored when socket is set
   std::uint16_t port = 3306;
-  std::string socket;              // unix socket path; empty = TCP
+  std::string socket;  // unix socket path; empty = TCP
   std::string user;
   std::string password;
-  std::string schema;              // default database
+  std::string schema;  // default database
   unsigned connect_timeout_s = 5;
   unsigned read_timeout_s = 60;
 };

@@ -11,8 +11,10 @@ Result<Translator::Mapping*> Translator::mapping(const ColumnDefinition& column,
   if (it != cache_.end() && !reload) return &it->second;
   std::string sql;
   if (column.kind == ColumnKind::option) {
-    sql = "SELECT v.value, v.name FROM civicrm_option_value v JOIN civicrm_option_group g ON "
-          "g.id = v.option_group_id WHERE g.name = " + db_.quote(column.option_group);
+    sql =
+        "SELECT v.value, v.name FROM civicrm_option_value v JOIN civicrm_option_group g ON "
+        "g.id = v.option_group_id WHERE g.name = " +
+        db_.quote(column.option_group);
   } else {
     sql = "SELECT id, " + Connection::quote_identifier(column.lookup_name) + " FROM " +
           Connection::quote_identifier(column.lookup_table);
@@ -77,7 +79,8 @@ Result<std::string> Translator::to_sql(const ColumnDefinition& column, const jso
       }
       return json::serialize(wire);
     case ColumnKind::boolean:
-      if (!wire.is_bool()) return make_error(Errc::invalid_input, column.column + " must be true/false");
+      if (!wire.is_bool())
+        return make_error(Errc::invalid_input, column.column + " must be true/false");
       return std::string(wire.get_bool() ? "1" : "0");
     case ColumnKind::option:
     case ColumnKind::lookup: {
@@ -91,12 +94,12 @@ Result<std::string> Translator::to_sql(const ColumnDefinition& column, const jso
         auto it = (*m)->name_to_id.find(name);
         if (it != (*m)->name_to_id.end()) return db_.quote(it->second);
       }
-      return make_error(Errc::not_found,
-                        "`" + name + "` is not known here (" +
-                            (column.kind == ColumnKind::option
-                                 ? "option group " + column.option_group
-                                 : column.lookup_table + "." + column.lookup_name) +
-                            "); add it on this instance or drop it from the shared columns");
+      return make_error(
+          Errc::not_found,
+          "`" + name + "` is not known here (" +
+              (column.kind == ColumnKind::option ? "option group " + column.option_group
+                                                 : column.lookup_table + "." + column.lookup_name) +
+              "); add it on this instance or drop it from the shared columns");
     }
   }
   return std::string("NULL");

@@ -33,7 +33,8 @@ kind = "sql"
 [[peer]]
 name = "civi2"
 url = "http://127.0.0.1:7801"
-secret = ")" + kSecret + R"("
+secret = ")" +
+         kSecret + R"("
 outgoing = ["civishare.change.contact.base", "civishare.change.contact.email"]
 incoming = ["civishare.change.contact.base"]
 )";
@@ -101,7 +102,8 @@ TEST(Config, BadValuesSayHowToFixThem) {
 }
 
 TEST(Config, EmptyTypeListsMakeOneWayLinks) {
-  auto c = parse_config(replace(valid(), "incoming = [\"civishare.change.contact.base\"]", "incoming = []"));
+  auto c = parse_config(
+      replace(valid(), "incoming = [\"civishare.change.contact.base\"]", "incoming = []"));
   ASSERT_TRUE(c.ok()) << c.error().message;
   EXPECT_TRUE(c->peers[0].incoming.empty());
 }

@@ -25,14 +25,20 @@ struct Node {
 
 std::string config_text(const Node& self, const Node& peer, const std::string& secret) {
   auto o = self.db->agent_options();
-  return "[node]\nname = \"" + self.name + "\"\ndata_dir = \"" + self.dir + "/data\"\n\n"
-         "[database]\nhost = \"127.0.0.1\"\nport = " + std::to_string(o.port) +
+  return "[node]\nname = \"" + self.name + "\"\ndata_dir = \"" + self.dir +
+         "/data\"\n\n"
+         "[database]\nhost = \"127.0.0.1\"\nport = " +
+         std::to_string(o.port) +
          "\nuser = \"civishare\"\npassword = \"civishare\"\nschema = \"civicrm\"\n\n"
          "[capture]\nsource = \"log_tables\"\npoll_interval_ms = 200\n\n"
-         "[receiver]\nlisten = \"127.0.0.1:" + std::to_string(self.port) + "\"\n\n"
+         "[receiver]\nlisten = \"127.0.0.1:" +
+         std::to_string(self.port) +
+         "\"\n\n"
          "[applier]\nkind = \"sql\"\n\n"
-         "[[peer]]\nname = \"" + peer.name + "\"\nurl = \"http://127.0.0.1:" +
-         std::to_string(peer.port) + "\"\nsecret = \"" + secret + "\"\n"
+         "[[peer]]\nname = \"" +
+         peer.name + "\"\nurl = \"http://127.0.0.1:" + std::to_string(peer.port) +
+         "\"\nsecret = \"" + secret +
+         "\"\n"
          "outgoing = [\"civishare.change.contact.base\"]\n"
          "incoming = [\"civishare.change.contact.base\"]\n";
 }
@@ -68,7 +74,8 @@ class TwoNodes : public ::testing::Test {
 
   void TearDown() override {
     for (Node* n : {&a_, &b_}) {
-      if (HasFailure() && n->agent) std::cerr << "--- log of " << n->name << "\n" << n->agent->log();
+      if (HasFailure() && n->agent)
+        std::cerr << "--- log of " << n->name << "\n" << n->agent->log();
       n->agent.reset();
       std::filesystem::remove_all(n->dir);
     }
@@ -98,30 +105,39 @@ TEST_F(TwoNodes, ContactLifecycleReachesTheOtherSideAndDoesNotPingPong) {
   start(a_);
   start(b_);
   auto a = a_.db->connect();
-  ASSERT_TRUE(a.exec("INSERT INTO civicrm_contact (contact_type, first_name, last_name, "
-                     "external_identifier, gender_id, birth_date, do_not_email) VALUES "
-                     "('Individual', 'Karl', 'Müller', 'EXT-1', 2, '1980-05-17', 1)"));
+  ASSERT_TRUE(
+      a.exec("INSERT INTO civicrm_contact (contact_type, first_name, last_name, "
+             "external_identifier, gender_id, birth_date, do_not_email) VALUES "
+             "('Individual', 'Karl', 'Müller', 'EXT-1', 2, '1980-05-17', 1)"));
   const std::string a_id = std::to_string(a.last_insert_id());
   const std::string ref = "civi1-" + a_id;
 
   // Created on B, mapped in B's idmap, ids translated by name (Male is 2 on A, 12 on B).
   std::string b_id;
   ASSERT_TRUE(wait_until([&] {
-    b_id = query_one(*b_.db, "SELECT local_id FROM civishare_idmap WHERE entity_table = "
-                             "'civicrm_contact' AND global_ref = '" + ref + "'");
+    b_id = query_one(*b_.db,
+                     "SELECT local_id FROM civishare_idmap WHERE entity_table = "
+                     "'civicrm_contact' AND global_ref = '" +
+                         ref + "'");
     return b_id != "NULL";
   })) << "contact never arrived on B";
-  EXPECT_EQ(query_one(*b_.db, "SELECT CONCAT_WS('|', first_name, last_name, external_identifier, "
-                              "gender_id, birth_date, do_not_email, display_name, sort_name) "
-                              "FROM civicrm_contact WHERE id = " + b_id),
+  EXPECT_EQ(query_one(*b_.db,
+                      "SELECT CONCAT_WS('|', first_name, last_name, external_identifier, "
+                      "gender_id, birth_date, do_not_email, display_name, sort_name) "
+                      "FROM civicrm_contact WHERE id = " +
+                          b_id),
             "Karl|Müller|EXT-1|12|1980-05-17|1|Karl Müller|Müller, Karl");
 
   // Update name and external identifier on A.
-  ASSERT_TRUE(a.exec("UPDATE civicrm_contact SET first_name = 'Carl', external_identifier = "
-                     "'EXT-2' WHERE id = " + a_id));
+  ASSERT_TRUE(
+      a.exec("UPDATE civicrm_contact SET first_name = 'Carl', external_identifier = "
+             "'EXT-2' WHERE id = " +
+             a_id));
   ASSERT_TRUE(wait_until([&] {
-    return query_one(*b_.db, "SELECT CONCAT(first_name, '|', external_identifier) FROM "
-                             "civicrm_contact WHERE id = " + b_id) == "Carl|EXT-2";
+    return query_one(*b_.db,
+                     "SELECT CONCAT(first_name, '|', external_identifier) FROM "
+                     "civicrm_contact WHERE id = " +
+                         b_id) == "Carl|EXT-2";
   }));
 
   // The link is two-way: an edit on B reaches A, under A's own id.
@@ -146,8 +162,10 @@ TEST_F(TwoNodes, ContactLifecycleReachesTheOtherSideAndDoesNotPingPong) {
   EXPECT_EQ(query_one(*b_.db, "SELECT COUNT(*) FROM civishare_idmap"), "0");
 
   // Each change was applied once on the side that received it.
-  EXPECT_EQ(query_one(*b_.db, "SELECT COUNT(*) FROM civishare_applied WHERE outcome = 'applied'"), "4");
-  EXPECT_EQ(query_one(*a_.db, "SELECT COUNT(*) FROM civishare_applied WHERE outcome = 'applied'"), "1");
+  EXPECT_EQ(query_one(*b_.db, "SELECT COUNT(*) FROM civishare_applied WHERE outcome = 'applied'"),
+            "4");
+  EXPECT_EQ(query_one(*a_.db, "SELECT COUNT(*) FROM civishare_applied WHERE outcome = 'applied'"),
+            "1");
 
   // No ping-pong: once everything arrived, neither side's log tables grow.
   const std::string a_rows = log_rows(a_), b_rows = log_rows(b_);
@@ -165,8 +183,9 @@ TEST_F(TwoNodes, WrongSecretKeepsChangesQueuedUntilFixed) {
   start(a_);
   start(b_);
   auto a = a_.db->connect();
-  ASSERT_TRUE(a.exec("INSERT INTO civicrm_contact (contact_type, first_name, last_name) VALUES "
-                     "('Individual', 'Erika', 'Mustermann')"));
+  ASSERT_TRUE(
+      a.exec("INSERT INTO civicrm_contact (contact_type, first_name, last_name) VALUES "
+             "('Individual', 'Erika', 'Mustermann')"));
   ASSERT_TRUE(wait_until([&] { return a_.agent->log().find("HTTP 401") != std::string::npos; }))
       << "sender never reported the 401";
   EXPECT_NE(a_.agent->log().find("changes stay queued"), std::string::npos);
@@ -178,31 +197,36 @@ TEST_F(TwoNodes, WrongSecretKeepsChangesQueuedUntilFixed) {
   write_configs(secret_, secret_);
   start(a_);
   ASSERT_TRUE(wait_until([&] {
-    return query_one(*b_.db, "SELECT COUNT(*) FROM civicrm_contact WHERE last_name = "
-                             "'Mustermann'") == "1";
+    return query_one(*b_.db,
+                     "SELECT COUNT(*) FROM civicrm_contact WHERE last_name = "
+                     "'Mustermann'") == "1";
   })) << "queued change was not delivered after fixing the secret";
 }
 
 TEST_F(TwoNodes, RunOnceCatchesUpAndExits) {
   start(b_);
   auto a = a_.db->connect();
-  ASSERT_TRUE(a.exec("INSERT INTO civicrm_contact (contact_type, organization_name) VALUES "
-                     "('Organization', 'Verein e.V.')"));
+  ASSERT_TRUE(
+      a.exec("INSERT INTO civicrm_contact (contact_type, organization_name) VALUES "
+             "('Organization', 'Verein e.V.')"));
   std::string out;
   EXPECT_EQ(run_civishare({"run", "--once", "--config", a_.config_path}, &out), 0) << out;
   ASSERT_TRUE(wait_until([&] {
-    return query_one(*b_.db, "SELECT display_name FROM civicrm_contact WHERE contact_type = "
-                             "'Organization'") == "Verein e.V.";
+    return query_one(*b_.db,
+                     "SELECT display_name FROM civicrm_contact WHERE contact_type = "
+                     "'Organization'") == "Verein e.V.";
   }));
   // With the peer down, --once exits 3 and keeps the change.
   b_.agent->stop();
-  ASSERT_TRUE(a.exec("UPDATE civicrm_contact SET legal_name = 'Verein' WHERE contact_type = 'Organization'"));
+  ASSERT_TRUE(a.exec(
+      "UPDATE civicrm_contact SET legal_name = 'Verein' WHERE contact_type = 'Organization'"));
   EXPECT_EQ(run_civishare({"run", "--once", "--config", a_.config_path}, &out), 3) << out;
   start(b_);
   EXPECT_EQ(run_civishare({"run", "--once", "--config", a_.config_path}, &out), 0) << out;
   ASSERT_TRUE(wait_until([&] {
-    return query_one(*b_.db, "SELECT legal_name FROM civicrm_contact WHERE contact_type = "
-                             "'Organization'") == "Verein";
+    return query_one(*b_.db,
+                     "SELECT legal_name FROM civicrm_contact WHERE contact_type = "
+                     "'Organization'") == "Verein";
   }));
 }
 

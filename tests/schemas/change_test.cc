@@ -25,8 +25,9 @@ Change sample() {
 TEST(Change, SignatureMatchesAnIndependentlyComputedVector) {
   // sha512 over {"attributes":{...to values...},"entity":..,"entity_reference":..,"operation":..,
   // "sender":"civi1","timestamp":..,"type":..} as canonical JSON, computed with Python's hashlib.
-  EXPECT_EQ(change_signature(sample(), "civi1"),
-            "Vi3+XaroeYiHTkOH9ScIAWyAs+3b8DzDY092pSqxNIFQLYCyN+hp7LQx41fdFPn3Bu0fz7TcveaRDvnEutrjgQ==");
+  EXPECT_EQ(
+      change_signature(sample(), "civi1"),
+      "Vi3+XaroeYiHTkOH9ScIAWyAs+3b8DzDY092pSqxNIFQLYCyN+hp7LQx41fdFPn3Bu0fz7TcveaRDvnEutrjgQ==");
 }
 
 TEST(Change, SignatureDependsOnSenderAndValuesButNotOnFrom) {
@@ -84,7 +85,9 @@ TEST(Message, RejectsNonJsonAndMissingPayload) {
   EXPECT_FALSE(parse_message(R"({"id":"x","payload":{"sender":"a","changes":{}}})").ok());
 }
 
-TEST(Time, FormatsUtcIso) { EXPECT_EQ(utc_iso(1614265330), "2021-02-25T15:02:10Z"); }
+TEST(Time, FormatsUtcIso) {
+  EXPECT_EQ(utc_iso(1614265330), "2021-02-25T15:02:10Z");
+}
 
 }  // namespace
 }  // namespace civishare

@@ -16,8 +16,8 @@ TEST(TypeRegistry, BuiltinHasTheFourContactTypes) {
   EXPECT_EQ(base->log_table(), "log_civicrm_contact");
   EXPECT_FALSE(base->parent.has_value());
   // Derived and secret columns are never shared.
-  for (const char* never : {"display_name", "sort_name", "hash", "api_key", "created_date",
-                            "modified_date"}) {
+  for (const char* never :
+       {"display_name", "sort_name", "hash", "api_key", "created_date", "modified_date"}) {
     EXPECT_EQ(base->find_column(never), nullptr) << never;
   }
   // Per-instance ids travel as names.
@@ -55,7 +55,8 @@ TEST(TypeRegistry, BadDefinitionsSayWhatIsWrong) {
   EXPECT_NE(missing_parent.error().message.find("nope"), std::string::npos);
 
   EXPECT_FALSE(TypeRegistry::from_texts({R"({"type": "t", "entity": "E", "table": "x; DROP",
-    "columns": [{"column": "a", "kind": "string"}]})"}).ok());
+    "columns": [{"column": "a", "kind": "string"}]})"})
+                   .ok());
 }
 
 }  // namespace

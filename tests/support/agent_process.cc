@@ -1,8 +1,8 @@
 #include "tests/support/agent_process.h"
 
 #include <fcntl.h>
-#include <sys/stat.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -40,7 +40,9 @@ AgentProcess::AgentProcess(std::vector<std::string> args, std::string log_path)
   pid_ = spawn(args, log_path_);
 }
 
-AgentProcess::~AgentProcess() { stop(std::chrono::seconds(10)); }
+AgentProcess::~AgentProcess() {
+  stop(std::chrono::seconds(10));
+}
 
 bool AgentProcess::running() {
   if (pid_ <= 0) return false;

@@ -50,7 +50,9 @@ int run_command(const std::string& command, std::string* output) {
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
-std::string fixtures_dir() { return CIVISHARE_SOURCE_DIR "/tests/fixtures"; }
+std::string fixtures_dir() {
+  return CIVISHARE_SOURCE_DIR "/tests/fixtures";
+}
 
 namespace {
 
@@ -61,7 +63,9 @@ std::string read_file(const std::string& path) {
   return ss.str();
 }
 
-std::string user_flag() { return ::geteuid() == 0 ? " --user=root" : ""; }
+std::string user_flag() {
+  return ::geteuid() == 0 ? " --user=root" : "";
+}
 
 // mariadb-install-db takes seconds; do it once per test binary and copy the result.
 const std::string& template_datadir() {
@@ -93,15 +97,27 @@ MariaDbServer::MariaDbServer() {
 }
 
 void MariaDbServer::start_process() {
-  std::vector<std::string> args = {
-      "mariadbd", "--no-defaults", "--datadir=" + dir_ + "/data", "--socket=" + socket_,
-      "--port=" + std::to_string(port_), "--bind-address=127.0.0.1",
-      "--pid-file=" + dir_ + "/mysqld.pid", "--log-error=" + dir_ + "/error.log",
-      "--log-bin=" + dir_ + "/data/binlog", "--binlog-format=ROW", "--binlog-row-metadata=FULL",
-      "--binlog-row-image=FULL", "--server-id=1", "--skip-name-resolve",
-      "--innodb-buffer-pool-size=64M", "--innodb-log-file-size=16M",
-      "--innodb-flush-log-at-trx-commit=2", "--sync-binlog=0", "--character-set-server=utf8mb4",
-      "--collation-server=utf8mb4_unicode_ci", "--log-bin-trust-function-creators=1"};
+  std::vector<std::string> args = {"mariadbd",
+                                   "--no-defaults",
+                                   "--datadir=" + dir_ + "/data",
+                                   "--socket=" + socket_,
+                                   "--port=" + std::to_string(port_),
+                                   "--bind-address=127.0.0.1",
+                                   "--pid-file=" + dir_ + "/mysqld.pid",
+                                   "--log-error=" + dir_ + "/error.log",
+                                   "--log-bin=" + dir_ + "/data/binlog",
+                                   "--binlog-format=ROW",
+                                   "--binlog-row-metadata=FULL",
+                                   "--binlog-row-image=FULL",
+                                   "--server-id=1",
+                                   "--skip-name-resolve",
+                                   "--innodb-buffer-pool-size=64M",
+                                   "--innodb-log-file-size=16M",
+                                   "--innodb-flush-log-at-trx-commit=2",
+                                   "--sync-binlog=0",
+                                   "--character-set-server=utf8mb4",
+                                   "--collation-server=utf8mb4_unicode_ci",
+                                   "--log-bin-trust-function-creators=1"};
   if (::geteuid() == 0) args.push_back("--user=root");
   pid_ = ::fork();
   if (pid_ == 0) {
@@ -159,24 +175,30 @@ void MariaDbServer::run_sql(const std::string& sql, const std::string& schema) {
     out << sql;
   }
   std::string out;
-  int rc = run_command("mariadb --no-defaults -uroot --socket=" + socket_ + " " + schema + " < " +
-                           file,
-                       &out);
+  int rc = run_command(
+      "mariadb --no-defaults -uroot --socket=" + socket_ + " " + schema + " < " + file, &out);
   if (rc != 0) throw std::runtime_error("SQL failed: " + out + "\nSQL: " + sql.substr(0, 500));
 }
 
 void MariaDbServer::load_civicrm(int id_offset) {
   const std::string f = fixtures_dir();
-  run_sql("CREATE DATABASE civicrm CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;\n"
-          "USE civicrm;\n"
-          "SET @civishare_id_offset = " + std::to_string(id_offset) + ";\n"
-          "SOURCE " + f + "/reference_data.sql;\n"
-          "SOURCE " + f + "/civicrm_schema.sql;\n"
-          "CREATE USER 'civishare'@'127.0.0.1' IDENTIFIED BY 'civishare';\n"
-          "CREATE USER 'civishare'@'localhost' IDENTIFIED BY 'civishare';\n"
-          "GRANT ALL ON civicrm.* TO 'civishare'@'127.0.0.1', 'civishare'@'localhost';\n"
-          "GRANT PROCESS, REPLICATION SLAVE, REPLICATION CLIENT ON *.* TO "
-          "'civishare'@'127.0.0.1', 'civishare'@'localhost';\n");
+  run_sql(
+      "CREATE DATABASE civicrm CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;\n"
+      "USE civicrm;\n"
+      "SET @civishare_id_offset = " +
+      std::to_string(id_offset) +
+      ";\n"
+      "SOURCE " +
+      f +
+      "/reference_data.sql;\n"
+      "SOURCE " +
+      f +
+      "/civicrm_schema.sql;\n"
+      "CREATE USER 'civishare'@'127.0.0.1' IDENTIFIED BY 'civishare';\n"
+      "CREATE USER 'civishare'@'localhost' IDENTIFIED BY 'civishare';\n"
+      "GRANT ALL ON civicrm.* TO 'civishare'@'127.0.0.1', 'civishare'@'localhost';\n"
+      "GRANT PROCESS, REPLICATION SLAVE, REPLICATION CLIENT ON *.* TO "
+      "'civishare'@'127.0.0.1', 'civishare'@'localhost';\n");
 }
 
 db::Connection MariaDbServer::connect(const std::string& schema) const {

@@ -28,9 +28,8 @@ class ReceiverTest : public ::testing::Test {
     store_ = std::move(*Store::open(dir_.string()));
     key_ = *webhook::key_from_secret(webhook::new_secret());
     PeerLink civi1{"civi1", "http://127.0.0.1:1", key_, {}, {"civishare.change.contact.base"}, ""};
-    receiver_ = std::make_unique<ChangeReceiver>(
-        "civi2", std::vector<PeerLink>{civi1}, *store_, TypeRegistry::builtin(),
-        [this] { ++notified_; });
+    receiver_ = std::make_unique<ChangeReceiver>("civi2", std::vector<PeerLink>{civi1}, *store_,
+                                                 TypeRegistry::builtin(), [this] { ++notified_; });
   }
   void TearDown() override {
     receiver_.reset();
@@ -91,7 +90,8 @@ TEST_F(ReceiverTest, AcceptsASignedBatchIntoTheInbox) {
 
 TEST_F(ReceiverTest, WrongSignatureIs401AndStoresNothing) {
   auto other = *webhook::key_from_secret(webhook::new_secret());
-  auto r = receiver_->handle(request("m1", {change("civishare.change.contact.base", "Karl")}, other));
+  auto r =
+      receiver_->handle(request("m1", {change("civishare.change.contact.base", "Karl")}, other));
   EXPECT_EQ(r.status, 401);
   EXPECT_EQ(store_->inbox_size(), 0u);
 }
@@ -167,13 +167,18 @@ TEST_F(ReceiverTest, HelloNamesTheNodeAndTheAcceptedTypes) {
 }
 
 TEST(HttpServer, ServesOverLoopbackAndLimitsBodies) {
-  auto server = HttpServer::start("127.0.0.1", 0, [](const HttpRequest& r) {
-    return HttpResponse{200, "text/plain", r.method + " " + r.target + " " + std::to_string(r.body.size())};
-  }, 1024);
+  auto server = HttpServer::start(
+      "127.0.0.1", 0,
+      [](const HttpRequest& r) {
+        return HttpResponse{200, "text/plain",
+                            r.method + " " + r.target + " " + std::to_string(r.body.size())};
+      },
+      1024);
   ASSERT_TRUE(server.ok()) << server.error().message;
   const std::string port = std::to_string((*server)->port());
   auto curl = [&](const std::string& args) {
-    std::string cmd = "curl -s -o - -w ' %{http_code}' " + args + " http://127.0.0.1:" + port + "/x 2>&1";
+    std::string cmd =
+        "curl -s -o - -w ' %{http_code}' " + args + " http://127.0.0.1:" + port + "/x 2>&1";
     FILE* p = ::popen(cmd.c_str(), "r");
     char buf[4096];
     std::string out;

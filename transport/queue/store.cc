@@ -57,20 +57,22 @@ Result<Entry> decode_entry(std::uint64_t seq, const rocksdb::Slice& value) {
   Entry e;
   e.seq = seq;
   e.change = std::move(*c);
-  if (auto* f = v.get_object().if_contains("from"); f && f->is_string()) e.came_from = f->get_string();
+  if (auto* f = v.get_object().if_contains("from"); f && f->is_string())
+    e.came_from = f->get_string();
   return e;
 }
 
 std::string encode_image(const EntityImage& img) {
-  return json::serialize(json::object{{"ref", img.entity_reference},
-                                      {"parent", img.parent_reference},
-                                      {"values", img.values}});
+  return json::serialize(json::object{
+      {"ref", img.entity_reference}, {"parent", img.parent_reference}, {"values", img.values}});
 }
 
 }  // namespace
 
 Store::Store(rocksdb::DB* db) : db_(db) {}
-Store::~Store() { delete db_; }
+Store::~Store() {
+  delete db_;
+}
 
 Result<std::unique_ptr<Store>> Store::open(const std::string& data_dir) {
   rocksdb::Options options;
@@ -80,9 +82,9 @@ Result<std::unique_ptr<Store>> Store::open(const std::string& data_dir) {
   rocksdb::DB* db = nullptr;
   auto s = rocksdb::DB::Open(options, data_dir + "/store", &db);
   if (!s.ok()) {
-    return make_error(Errc::storage, "cannot open the store in " + data_dir +
-                                         "/store (is another civishare using this data_dir?): " +
-                                         s.ToString());
+    return make_error(Errc::storage,
+                      "cannot open the store in " + data_dir +
+                          "/store (is another civishare using this data_dir?): " + s.ToString());
   }
   std::unique_ptr<Store> store(new Store(db));
   auto out = store->last_seq(kOutbox);
@@ -122,8 +124,10 @@ Status Store::commit_capture(CaptureBatch batch) {
   }
   if (seq != next_outbox_) wb.Put(std::string("h/") + kOutbox, std::to_string(seq - 1));
   for (const auto& [key, img] : batch.images) {
-    if (img) wb.Put(kImage + key, encode_image(*img));
-    else wb.Delete(kImage + key);
+    if (img)
+      wb.Put(kImage + key, encode_image(*img));
+    else
+      wb.Delete(kImage + key);
   }
   if (!batch.cursor_name.empty()) wb.Put(kCursor + batch.cursor_name, batch.cursor);
   rocksdb::WriteOptions wo;
@@ -153,8 +157,10 @@ Result<std::optional<EntityImage>> Store::image(const std::string& key) {
   EntityImage img;
   const auto& o = j.get_object();
   if (auto* r = o.if_contains("ref"); r && r->is_string()) img.entity_reference = r->get_string();
-  if (auto* p = o.if_contains("parent"); p && p->is_string()) img.parent_reference = p->get_string();
-  if (auto* vals = o.if_contains("values"); vals && vals->is_object()) img.values = vals->get_object();
+  if (auto* p = o.if_contains("parent"); p && p->is_string())
+    img.parent_reference = p->get_string();
+  if (auto* vals = o.if_contains("values"); vals && vals->is_object())
+    img.values = vals->get_object();
   return std::optional<EntityImage>{std::move(img)};
 }
 

@@ -48,7 +48,8 @@ struct EntityImage {
 // What one capture step produces; committed atomically.
 struct CaptureBatch {
   std::vector<OutboxEntry> records;  // seq is assigned by the store
-  std::vector<std::pair<std::string, std::optional<EntityImage>>> images;  // key -> image (nullopt = erase)
+  std::vector<std::pair<std::string, std::optional<EntityImage>>>
+      images;  // key -> image (nullopt = erase)
   std::string cursor_name;
   std::string cursor;
 };
