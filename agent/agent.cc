@@ -1,6 +1,9 @@
 #include "agent/agent.h"
 
+#include <algorithm>
+#include <boost/json.hpp>
 #include <chrono>
+#include <cstdio>
 #include <condition_variable>
 #include <filesystem>
 #include <mutex>
@@ -48,10 +51,10 @@ class Signal {
   std::uint64_t generation_ = 0;
 };
 
-// Exponential backoff with full jitter, 0.5 s to 60 s.
+// Exponential backoff with jitter, 0.5 s to 30 s.
 int backoff_ms(int failures) {
   static thread_local std::mt19937 rng{std::random_device{}()};
-  int cap = std::min(60000, 500 << std::min(failures, 7));
+  int cap = std::min(30000, 500 << std::min(failures, 6));
   return std::uniform_int_distribution<int>(cap / 2, cap)(rng);
 }
 
@@ -81,7 +84,13 @@ Result<db::Connection> connect(const Config& c) {
 Agent::Agent(Config config) : config_(std::move(config)) {}
 Agent::~Agent() = default;
 
-Status Agent::open() {
+Status Agent::open(bool read_only) {
+  if (read_only) {
+    auto store = Store::open_read_only(config_.node.data_dir);
+    if (!store) return store.error();
+    store_ = std::move(*store);
+    return ok_status();
+  }
   std::error_code ec;
   std::filesystem::create_directories(config_.node.data_dir, ec);
   if (ec) {
@@ -168,9 +177,16 @@ int Agent::run(bool once, std::atomic<bool>& stop) {
   std::atomic<bool> peer_unreachable{false};
   std::atomic<bool> finished{false};
 
-  ChangeReceiver receiver(config_.node.name, config_.links(), *store_, types,
-                          [&] { inbox_signal.notify(); });
-  auto server = HttpServer::start(config_.receiver.host, config_.receiver.port,
+  ChangeReceiver receiver(
+      config_.node.name, config_.links(), *store_, types, [&] { inbox_signal.notify(); },
+      config_.transport.timestamp_tolerance_s);
+  ServerOptions server_options;
+  server_options.host = config_.receiver.host;
+  server_options.port = config_.receiver.port;
+  server_options.body_limit = static_cast<std::size_t>(config_.receiver.body_limit_bytes);
+  server_options.tls_cert_file = config_.receiver.tls_cert;
+  server_options.tls_key_file = config_.receiver.tls_key;
+  auto server = HttpServer::start(server_options,
                                   [&](const HttpRequest& r) { return receiver.handle(r); });
   if (!server) {
     log_error("agent", server.error().message);
@@ -185,6 +201,18 @@ int Agent::run(bool once, std::atomic<bool>& stop) {
                                    .count();
   std::atomic<bool> capture_done{capture_types.empty()};
   Signal capture_signal;  // only ever woken for stop
+
+  std::vector<std::string> peer_names;
+  for (const auto& p : config_.peers) peer_names.push_back(p.name);
+  auto prune = [&] {
+    const auto& t = config_.transport;
+    auto dropped = store_->prune(peer_names, t.retention_hours * 3600,
+                                 std::max<std::int64_t>(3600, 4 * t.timestamp_tolerance_s),
+                                 t.loop_window_days * 86400);
+    if (!dropped) log_error("agent", "pruning the store: " + dropped.error().message);
+    else if (*dropped) log_debug("agent", "pruned " + std::to_string(*dropped) + " delivered record(s)");
+  };
+  auto next_prune = Clock::now();
 
   std::thread capture_thread([&] {
     std::unique_ptr<LogTableSource> source;
@@ -219,6 +247,10 @@ int Agent::run(bool once, std::atomic<bool>& stop) {
       }
       failures = 0;
       if (r->records) outbox_signal.notify();
+      if (Clock::now() >= next_prune) {
+        prune();
+        next_prune = Clock::now() + std::chrono::seconds(60);
+      }
       // Catch-up: done once the cursor has passed the moment the run started.
       if (once && r->watermark > started) break;
       seen = capture_signal.wait(seen, once ? 200 : poll_ms, stop);
@@ -230,7 +262,10 @@ int Agent::run(bool once, std::atomic<bool>& stop) {
   std::vector<std::thread> senders;
   for (const auto& link : config_.links()) {
     senders.emplace_back([&, link] {
-      HttpSender sender(config_.node.name, link, *store_);
+      SenderOptions sender_options;
+      sender_options.max_batch_changes = static_cast<std::size_t>(config_.transport.max_batch_changes);
+      sender_options.max_batch_bytes = static_cast<std::size_t>(config_.transport.max_batch_bytes);
+      HttpSender sender(config_.node.name, link, *store_, sender_options);
       int failures = 0;
       std::string last_error;
       std::uint64_t seen = outbox_signal.generation();
@@ -315,6 +350,85 @@ int Agent::run(bool once, std::atomic<bool>& stop) {
   if (failed) return 1;
   if (peer_unreachable) return 3;
   return 0;
+}
+
+}  // namespace civishare
+
+namespace civishare {
+
+Status Agent::status(bool as_json) {
+  namespace json = boost::json;
+  const std::int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
+                               std::chrono::system_clock::now().time_since_epoch())
+                               .count();
+  json::object out;
+  out["node"] = config_.node.name;
+  out["capture_source"] = config_.capture.source;
+  auto cur = store_->cursor(LogTableSource::kCursorName);
+  if (!cur) return cur.error();
+  out["cursor"] = cur->value_or("");
+  if (*cur) {
+    if (auto w = LogTableSource::parse_cursor(**cur)) out["capture_lag_s"] = now - *w;
+  }
+  out["inbox"] = store_->inbox_size();
+  json::array peers;
+  for (const auto& link : config_.links()) {
+    auto st = store_->peer_state(link.name);
+    if (!st) return st.error();
+    // Before the first hello, count what our side would send.
+    std::vector<std::string> accepts =
+        st->negotiated ? st->accepts : std::vector<std::string>(link.outgoing.begin(), link.outgoing.end());
+    auto backlog = store_->backlog(link.name, [&](const OutboxEntry& e) { return peer_gets(link, accepts, e); });
+    if (!backlog) return backlog.error();
+    json::array sends, receives;
+    for (const auto& t : link.outgoing) {
+      if (std::find(accepts.begin(), accepts.end(), t) != accepts.end()) sends.push_back(json::string(t));
+    }
+    for (const auto& t : link.incoming) receives.push_back(json::string(t));
+    json::object p{{"name", link.name},
+                   {"url", link.url},
+                   {"negotiated", st->negotiated},
+                   {"sends", std::move(sends)},
+                   {"receives", std::move(receives)},
+                   {"queued", backlog->queued},
+                   {"oldest_queued_age_s", backlog->queued ? now - backlog->oldest_queued_at : 0},
+                   {"last_success_at", st->last_success_at ? json::value(utc_iso(st->last_success_at)) : nullptr},
+                   {"last_error", st->last_error.empty() ? json::value(nullptr) : json::value(st->last_error)},
+                   {"last_error_at", st->last_error_at ? json::value(utc_iso(st->last_error_at)) : nullptr}};
+    peers.push_back(std::move(p));
+  }
+  out["peers"] = std::move(peers);
+  if (as_json) {
+    std::printf("%s\n", json::serialize(out).c_str());
+    return ok_status();
+  }
+  auto str = [](const json::value& v) {
+    return v.is_string() ? std::string(v.get_string()) : json::serialize(v);
+  };
+  std::printf("node %s, capture %s, cursor %s", config_.node.name.c_str(),
+              config_.capture.source.c_str(), str(out["cursor"]).c_str());
+  if (out.contains("capture_lag_s")) std::printf(" (%s s behind)", str(out["capture_lag_s"]).c_str());
+  std::printf("\ninbox: %s change(s) waiting to be applied\n", str(out["inbox"]).c_str());
+  for (const auto& pv : out["peers"].as_array()) {
+    const auto& p = pv.as_object();
+    auto list = [&](const char* key) {
+      std::string s;
+      for (const auto& t : p.at(key).as_array()) s += (s.empty() ? "" : ", ") + str(t);
+      return s.empty() ? std::string("nothing") : s;
+    };
+    std::printf("peer %s (%s)\n", str(p.at("name")).c_str(), str(p.at("url")).c_str());
+    std::printf("  sends:    %s%s\n", list("sends").c_str(),
+                p.at("negotiated").as_bool() ? "" : " (not negotiated yet)");
+    std::printf("  receives: %s\n", list("receives").c_str());
+    std::printf("  queued:   %s, oldest %s s\n", str(p.at("queued")).c_str(),
+                str(p.at("oldest_queued_age_s")).c_str());
+    std::printf("  last success: %s\n", str(p.at("last_success_at")).c_str());
+    if (!p.at("last_error").is_null()) {
+      std::printf("  last error (%s): %s\n", str(p.at("last_error_at")).c_str(),
+                  str(p.at("last_error")).c_str());
+    }
+  }
+  return ok_status();
 }
 
 }  // namespace civishare

@@ -18,8 +18,8 @@ class Agent {
   explicit Agent(Config config);
   ~Agent();
 
-  // Opens the store; creates the data dir if needed.
-  Status open();
+  // Opens the store; creates the data dir if needed. Read-only works beside a running agent.
+  Status open(bool read_only = false);
   // `civishare init`: data dir, civishare_* tables, logging checks, starting cursor.
   Status init(bool add_indexes);
   // The daemon (once = false) or the catch-up run (once = true). Returns the process exit code:
@@ -27,6 +27,8 @@ class Agent {
   int run(bool once, std::atomic<bool>& stop);
   // `civishare cursor`
   Result<std::string> cursor();
+  // `civishare status [--json]`: prints to stdout.
+  Status status(bool as_json);
 
  private:
   Config config_;

@@ -115,6 +115,7 @@ std::vector<PeerLink> Config::links() const {
     l.key = *webhook::key_from_secret(p.secret);
     l.outgoing = {p.outgoing.begin(), p.outgoing.end()};
     l.incoming = {p.incoming.begin(), p.incoming.end()};
+    l.ca_file = p.ca_file;
     out.push_back(std::move(l));
   }
   return out;
@@ -131,7 +132,7 @@ Result<Config> parse_config(std::string_view text, const std::string& origin) {
                                                 std::string(e.description()));
   }
   CIVISHARE_TRY(
-      only_keys(root, "", {"node", "database", "capture", "receiver", "applier", "peer"}));
+      only_keys(root, "", {"node", "database", "capture", "receiver", "transport", "applier", "peer"}));
   Config c;
 
   const toml::table* node = section(root, "node");
@@ -189,8 +190,38 @@ Result<Config> parse_config(std::string_view text, const std::string& origin) {
   }
 
   if (const toml::table* rec = section(root, "receiver")) {
-    CIVISHARE_TRY(only_keys(*rec, "receiver", {"listen"}));
+    CIVISHARE_TRY(only_keys(*rec, "receiver", {"listen", "tls_cert", "tls_key", "body_limit_bytes"}));
     CIVISHARE_TRY(read(*rec, "receiver", "listen", c.receiver.listen));
+    CIVISHARE_TRY(read(*rec, "receiver", "tls_cert", c.receiver.tls_cert));
+    CIVISHARE_TRY(read(*rec, "receiver", "tls_key", c.receiver.tls_key));
+    CIVISHARE_TRY(read(*rec, "receiver", "body_limit_bytes", c.receiver.body_limit_bytes));
+  }
+  if (c.receiver.tls_cert.empty() != c.receiver.tls_key.empty()) {
+    return bad(c.receiver.tls_cert.empty() ? "receiver.tls_cert" : "receiver.tls_key",
+               "is missing: HTTPS needs both receiver.tls_cert and receiver.tls_key");
+  }
+  if (c.receiver.body_limit_bytes < 4096 || c.receiver.body_limit_bytes > (1LL << 30)) {
+    return bad("receiver.body_limit_bytes", "must be between 4096 and 1073741824");
+  }
+  if (const toml::table* tr = section(root, "transport")) {
+    CIVISHARE_TRY(only_keys(*tr, "transport", {"max_batch_changes", "max_batch_bytes", "retention_hours",
+                                                "timestamp_tolerance_s", "loop_window_days"}));
+    CIVISHARE_TRY(read(*tr, "transport", "max_batch_changes", c.transport.max_batch_changes));
+    CIVISHARE_TRY(read(*tr, "transport", "max_batch_bytes", c.transport.max_batch_bytes));
+    CIVISHARE_TRY(read(*tr, "transport", "retention_hours", c.transport.retention_hours));
+    CIVISHARE_TRY(read(*tr, "transport", "timestamp_tolerance_s", c.transport.timestamp_tolerance_s));
+    CIVISHARE_TRY(read(*tr, "transport", "loop_window_days", c.transport.loop_window_days));
+  }
+  if (c.transport.max_batch_changes < 1 || c.transport.max_batch_changes > 10000) {
+    return bad("transport.max_batch_changes", "must be between 1 and 10000");
+  }
+  if (c.transport.max_batch_bytes < 4096) return bad("transport.max_batch_bytes", "must be at least 4096");
+  if (c.transport.retention_hours < 0) return bad("transport.retention_hours", "must be 0 or more");
+  if (c.transport.timestamp_tolerance_s < 10 || c.transport.timestamp_tolerance_s > 86400) {
+    return bad("transport.timestamp_tolerance_s", "must be between 10 and 86400");
+  }
+  if (c.transport.loop_window_days < 1) return bad("transport.loop_window_days", "must be at least 1");
+  {
   }
   {
     static const std::regex listen_re(R"(^([0-9.]+|\[[0-9a-fA-F:]+\]):([0-9]{1,5})$)");
@@ -225,13 +256,14 @@ Result<Config> parse_config(std::string_view text, const std::string& origin) {
       const std::string where = "peer[" + std::to_string(i) + "]";
       const toml::table* pt = (*arr)[i].as_table();
       if (!pt) return bad(where, "must be a [[peer]] section");
-      CIVISHARE_TRY(only_keys(*pt, where, {"name", "url", "secret", "outgoing", "incoming"}));
+      CIVISHARE_TRY(only_keys(*pt, where, {"name", "url", "secret", "outgoing", "incoming", "ca_file"}));
       Config::Peer p;
       CIVISHARE_TRY(read(*pt, where, "name", p.name));
       CIVISHARE_TRY(read(*pt, where, "url", p.url));
       CIVISHARE_TRY(read(*pt, where, "secret", p.secret));
       CIVISHARE_TRY(read(*pt, where, "outgoing", p.outgoing));
       CIVISHARE_TRY(read(*pt, where, "incoming", p.incoming));
+      CIVISHARE_TRY(read(*pt, where, "ca_file", p.ca_file));
       if (!std::regex_match(p.name, name_re)) {
         return bad(where + ".name", "must be the peer's node.name (1-16 of a-z, 0-9, _)");
       }

@@ -38,7 +38,19 @@ struct Config {
     std::string listen = "127.0.0.1:7800";
     std::string host;           // parsed from listen
     std::uint16_t port = 7800;  // parsed from listen
+    std::string tls_cert;       // PEM certificate chain; with tls_key, the receiver speaks HTTPS
+    std::string tls_key;
+    std::int64_t body_limit_bytes = 16 << 20;
   } receiver;
+
+  // Not in the design's example; every key has a default.
+  struct Transport {
+    std::int64_t max_batch_changes = 500;
+    std::int64_t max_batch_bytes = 4 << 20;
+    std::int64_t retention_hours = 168;         // keep delivered outbox records this long (replay)
+    std::int64_t timestamp_tolerance_s = 300;   // webhook-timestamp window, both directions
+    std::int64_t loop_window_days = 30;         // how long processed signatures are remembered
+  } transport;
 
   struct Applier {
     std::string kind = "sql";  // sql | apiv4
@@ -54,6 +66,7 @@ struct Config {
     std::string secret;
     std::vector<std::string> outgoing;
     std::vector<std::string> incoming;
+    std::string ca_file;  // CA bundle to check the peer's HTTPS certificate; "" = system CAs
   };
   std::vector<Peer> peers;
 

@@ -29,6 +29,7 @@ constexpr const char* kUsage =
     "  run [--once]           run the agent until SIGTERM; --once catches up and exits\n"
     "                         (exit 3 when a peer was unreachable)\n"
     "  cursor                 print the capture cursor\n"
+    "  status [--json]        cursor, lag, inbox, and per peer: types, queue, errors\n"
     "  secret                 print a new random link secret (no --config needed)\n"
     "\n"
     "exit codes: 0 success, 1 error, 2 usage, 3 work left (run --once)\n";
@@ -57,6 +58,7 @@ int main(int argc, char** argv) {
   std::string config_path;
   bool once = false;
   bool add_indexes = false;
+  bool as_json = false;
   for (std::size_t i = 1; i < args.size(); ++i) {
     if (args[i] == "--config" && i + 1 < args.size()) {
       config_path = args[++i];
@@ -64,6 +66,8 @@ int main(int argc, char** argv) {
       config_path = args[i].substr(9);
     } else if (args[i] == "--once" && verb == "run") {
       once = true;
+    } else if (args[i] == "--json" && verb == "status") {
+      as_json = true;
     } else if (args[i] == "--add-indexes" && verb == "init") {
       add_indexes = true;
     } else {
@@ -75,8 +79,8 @@ int main(int argc, char** argv) {
     std::printf("%s\n", webhook::new_secret().c_str());
     return 0;
   }
-  if (verb != "init" && verb != "run" && verb != "cursor") {
-    if (verb == "status" || verb == "replay" || verb == "snapshot" || verb == "check") {
+  if (verb != "init" && verb != "run" && verb != "cursor" && verb != "status") {
+    if (verb == "replay" || verb == "snapshot" || verb == "check") {
       std::fprintf(stderr, "civishare: `%s` is not available in this version yet\n", verb.c_str());
       return 1;
     }
@@ -91,7 +95,8 @@ int main(int argc, char** argv) {
     return 1;
   }
   Agent agent(std::move(*config));
-  if (auto s = agent.open(); !s) {
+  const bool read_only = verb == "cursor" || verb == "status";
+  if (auto s = agent.open(read_only); !s) {
     log_error("agent", s.error().message);
     return 1;
   }
@@ -109,6 +114,13 @@ int main(int argc, char** argv) {
       return 1;
     }
     std::printf("%s\n", c->c_str());
+    return 0;
+  }
+  if (verb == "status") {
+    if (auto s = agent.status(as_json); !s) {
+      std::fprintf(stderr, "civishare: %s\n", s.error().message.c_str());
+      return 1;
+    }
     return 0;
   }
   struct sigaction sa {};

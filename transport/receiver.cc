@@ -3,8 +3,10 @@
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
 #include <boost/json.hpp>
 #include <chrono>
+#include <optional>
 
 #include "schemas/log.h"
 #include "transport/webhook.h"
@@ -51,12 +53,14 @@ std::string validate(const Change& c, const TypeDefinition& def) {
 }  // namespace
 
 ChangeReceiver::ChangeReceiver(std::string node_name, std::vector<PeerLink> peers, Store& store,
-                               const TypeRegistry& types, std::function<void()> on_accepted)
+                               const TypeRegistry& types, std::function<void()> on_accepted,
+                               std::int64_t timestamp_tolerance_s)
     : node_(std::move(node_name)),
       peers_(std::move(peers)),
       store_(store),
       types_(types),
-      on_accepted_(std::move(on_accepted)) {}
+      on_accepted_(std::move(on_accepted)),
+      tolerance_s_(timestamp_tolerance_s) {}
 
 HttpResponse ChangeReceiver::handle(const HttpRequest& request) {
   std::string path = request.target.substr(0, request.target.find('?'));
@@ -82,7 +86,7 @@ const PeerLink* ChangeReceiver::authenticate(const HttpRequest& request, const P
   // With a claimed sender, only its key counts; otherwise (GET) the key that verifies names it.
   for (const auto& peer : peers_) {
     if (claimed && &peer != claimed) continue;
-    auto s = webhook::verify(peer.key, in, now_seconds());
+    auto s = webhook::verify(peer.key, in, now_seconds(), tolerance_s_);
     if (s) return &peer;
     last = s.error();
     if (last.code == Errc::invalid_input) break;
@@ -101,11 +105,18 @@ HttpResponse ChangeReceiver::hello(const HttpRequest& request) {
 }
 
 HttpResponse ChangeReceiver::changes(const HttpRequest& request) {
+  if (header(request, "content-type").rfind("application/json", 0) != 0) {
+    return error_response(415, "Content-Type must be application/json");
+  }
   auto msg = parse_message(request.body);
   if (!msg) return error_response(400, msg.error().message);
   const PeerLink* claimed = nullptr;
   for (const auto& p : peers_) {
     if (p.name == msg->sender) claimed = &p;
+  }
+  if (msg->raw_changes.size() > kMaxChangesPerMessage) {
+    return error_response(413, "more than " + std::to_string(kMaxChangesPerMessage) +
+                                   " changes in one message");
   }
   if (!claimed) {
     return error_response(403, "unknown sender `" + msg->sender + "`: add it as a [[peer]]");
@@ -177,7 +188,11 @@ HttpResponse ChangeReceiver::changes(const HttpRequest& request) {
     return error_response(503, "could not persist: " + s.error().message);
   }
   if (count && on_accepted_) on_accepted_();
-  return json_response(200, json::object{{"id", msg->id}, {"results", std::move(results)}});
+  // 422 when every change was refused (the batch was processed; nothing in it is usable).
+  bool all_refused = !results.empty();
+  for (const auto& r : results) all_refused = all_refused && r.at("status") == "refused";
+  return json_response(all_refused ? 422 : 200,
+                       json::object{{"id", msg->id}, {"results", std::move(results)}});
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -185,45 +200,49 @@ HttpResponse ChangeReceiver::changes(const HttpRequest& request) {
 struct HttpServer::Impl {
   asio::io_context io{1};
   asio::ip::tcp::acceptor acceptor{io};
+  std::optional<asio::ssl::context> tls;
   Handler handler;
-  std::size_t body_limit = 0;
-  int timeout_s = 30;
+  ServerOptions options;
   std::thread thread;
 
-  asio::awaitable<void> session(asio::ip::tcp::socket socket) {
-    beast::tcp_stream stream(std::move(socket));
+  HttpRequest to_request(http::request<http::string_body>& req) {
+    HttpRequest r;
+    r.method = std::string(req.method_string());
+    r.target = std::string(req.target());
+    for (const auto& f : req) {
+      std::string name(f.name_string());
+      for (auto& ch : name) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+      r.headers[name] = std::string(f.value());
+    }
+    r.body = std::move(req.body());
+    return r;
+  }
+
+  template <typename Stream>
+  asio::awaitable<void> serve(Stream& stream) {
     beast::flat_buffer buffer;
     for (;;) {
       http::request_parser<http::string_body> parser;
-      parser.body_limit(body_limit);
-      stream.expires_after(std::chrono::seconds(timeout_s));
+      parser.body_limit(options.body_limit);
+      beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(options.timeout_s));
       auto [ec, n] =
           co_await http::async_read(stream, buffer, parser, asio::as_tuple(asio::use_awaitable));
       (void)n;
       HttpResponse out;
       bool keep_alive = false;
       if (ec == http::error::body_limit) {
-        out = error_response(413, "body larger than " + std::to_string(body_limit) + " bytes");
+        out = error_response(413, "body larger than " + std::to_string(options.body_limit) +
+                                      " bytes");
       } else if (ec == http::error::end_of_stream || ec == beast::error::timeout ||
-                 ec == asio::error::eof || ec == asio::error::connection_reset) {
-        break;
+                 ec == asio::error::eof || ec == asio::error::connection_reset ||
+                 ec == asio::ssl::error::stream_truncated) {
+        co_return;
       } else if (ec) {
         out = error_response(400, "malformed HTTP request: " + ec.message());
       } else {
-        auto& req = parser.get();
-        HttpRequest r;
-        r.method = std::string(req.method_string());
-        r.target = std::string(req.target());
-        for (const auto& f : req) {
-          std::string name(f.name_string());
-          for (auto& ch : name)
-            ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-          r.headers[name] = std::string(f.value());
-        }
-        r.body = std::move(req.body());
-        keep_alive = req.keep_alive();
+        keep_alive = parser.get().keep_alive();
         try {
-          out = handler(r);
+          out = handler(to_request(parser.get()));
         } catch (const std::exception& e) {
           log_error("receiver", std::string("request handler failed: ") + e.what());
           out = error_response(500, "internal error");
@@ -237,10 +256,29 @@ struct HttpServer::Impl {
       res.prepare_payload();
       auto [wec, wn] = co_await http::async_write(stream, res, asio::as_tuple(asio::use_awaitable));
       (void)wn;
-      if (wec || !keep_alive) break;
+      if (wec || !keep_alive) co_return;
     }
+  }
+
+  asio::awaitable<void> session(asio::ip::tcp::socket socket) {
     beast::error_code ignored;
-    stream.socket().shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
+    if (tls) {
+      beast::ssl_stream<beast::tcp_stream> stream(beast::tcp_stream(std::move(socket)), *tls);
+      beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(options.timeout_s));
+      auto [ec] = co_await stream.async_handshake(asio::ssl::stream_base::server,
+                                                  asio::as_tuple(asio::use_awaitable));
+      if (ec) {
+        log_debug("receiver", "TLS handshake failed: " + ec.message());
+        co_return;
+      }
+      co_await serve(stream);
+      beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(2));
+      co_await stream.async_shutdown(asio::as_tuple(asio::use_awaitable));
+    } else {
+      beast::tcp_stream stream(std::move(socket));
+      co_await serve(stream);
+      stream.socket().shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
+    }
   }
 
   asio::awaitable<void> accept_loop() {
@@ -255,25 +293,42 @@ struct HttpServer::Impl {
 
 HttpServer::HttpServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
-Result<std::unique_ptr<HttpServer>> HttpServer::start(const std::string& host, std::uint16_t port,
-                                                      Handler handler, std::size_t body_limit,
-                                                      int timeout_s) {
+Result<std::unique_ptr<HttpServer>> HttpServer::start(const ServerOptions& options,
+                                                      Handler handler) {
   auto impl = std::make_unique<Impl>();
   impl->handler = std::move(handler);
-  impl->body_limit = body_limit;
-  impl->timeout_s = timeout_s;
+  impl->options = options;
+  if (!options.tls_cert_file.empty() || !options.tls_key_file.empty()) {
+    impl->tls.emplace(asio::ssl::context::tls_server);
+    impl->tls->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
+                           asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 |
+                           asio::ssl::context::no_tlsv1_1);
+    boost::system::error_code ec;
+    impl->tls->use_certificate_chain_file(options.tls_cert_file, ec);
+    if (ec) {
+      return make_error(Errc::invalid_config, "receiver.tls_cert: cannot use `" +
+                                                  options.tls_cert_file + "`: " + ec.message());
+    }
+    impl->tls->use_private_key_file(options.tls_key_file, asio::ssl::context::pem, ec);
+    if (ec) {
+      return make_error(Errc::invalid_config, "receiver.tls_key: cannot use `" +
+                                                  options.tls_key_file + "`: " + ec.message());
+    }
+  }
   boost::system::error_code ec;
-  auto address = asio::ip::make_address(host, ec);
-  if (ec)
-    return make_error(Errc::invalid_config, "receiver.listen: `" + host + "` is not an IP address");
-  asio::ip::tcp::endpoint ep(address, port);
+  auto address = asio::ip::make_address(options.host, ec);
+  if (ec) {
+    return make_error(Errc::invalid_config,
+                      "receiver.listen: `" + options.host + "` is not an IP address");
+  }
+  asio::ip::tcp::endpoint ep(address, options.port);
   impl->acceptor.open(ep.protocol(), ec);
   if (!ec) impl->acceptor.set_option(asio::socket_base::reuse_address(true), ec);
   if (!ec) impl->acceptor.bind(ep, ec);
   if (!ec) impl->acceptor.listen(asio::socket_base::max_listen_connections, ec);
   if (ec) {
-    return make_error(Errc::network, "cannot listen on " + host + ":" + std::to_string(port) +
-                                         ": " + ec.message());
+    return make_error(Errc::network, "cannot listen on " + options.host + ":" +
+                                         std::to_string(options.port) + ": " + ec.message());
   }
   asio::co_spawn(impl->io, impl->accept_loop(), asio::detached);
   Impl* raw = impl.get();

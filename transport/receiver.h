@@ -33,11 +33,16 @@ struct HttpResponse {
 
 class ChangeReceiver {
  public:
+  static constexpr std::size_t kMaxChangesPerMessage = 10000;
+
   ChangeReceiver(std::string node_name, std::vector<PeerLink> peers, Store& store,
-                 const TypeRegistry& types, std::function<void()> on_accepted);
+                 const TypeRegistry& types, std::function<void()> on_accepted,
+                 std::int64_t timestamp_tolerance_s = 300);
 
   // Routes: POST /v1/changes, GET /v1/hello, GET /healthz. Bad input gets a 4xx with a JSON
   // {"error": "..."} body; a 5xx only when the local store fails (the sender retries).
+  // A processed batch answers 200 with {"id", "results": [{"id", "status": accepted|duplicate|
+  // refused, "reason"}]}, or 422 with the same body when every change in it was refused.
   HttpResponse handle(const HttpRequest& request);
 
  private:
@@ -51,18 +56,25 @@ class ChangeReceiver {
   Store& store_;
   const TypeRegistry& types_;
   std::function<void()> on_accepted_;
+  std::int64_t tolerance_s_;
 };
 
-// Serves HTTP/1.1 on one io thread. Requests over `body_limit` bytes get 413; a request that
-// takes longer than `timeout_s` to arrive is dropped.
+struct ServerOptions {
+  std::string host = "127.0.0.1";
+  std::uint16_t port = 0;             // 0 = any free port
+  std::size_t body_limit = 16 << 20;  // larger requests get 413
+  int timeout_s = 30;                 // a request slower than this to arrive is dropped
+  std::string tls_cert_file;          // PEM; with tls_key_file, serve HTTPS instead of HTTP
+  std::string tls_key_file;
+};
+
+// Serves HTTP/1.1 (or HTTPS) on one io thread and hands each request to `handler`.
 class HttpServer {
  public:
   using Handler = std::function<HttpResponse(const HttpRequest&)>;
-  // Binds `host:port` (port 0 = any free port) and starts serving.
-  static Result<std::unique_ptr<HttpServer>> start(const std::string& host, std::uint16_t port,
-                                                   Handler handler,
-                                                   std::size_t body_limit = 16 << 20,
-                                                   int timeout_s = 30);
+  // Binds and starts serving. Errors: Errc::invalid_config (bad address, unreadable TLS files),
+  // Errc::network (cannot bind).
+  static Result<std::unique_ptr<HttpServer>> start(const ServerOptions& options, Handler handler);
   ~HttpServer();  // stops and joins
   std::uint16_t port() const;
   void stop();

@@ -60,6 +60,7 @@ class ReceiverTest : public ::testing::Test {
     r.target = "/v1/changes";
     r.body = json::serialize(to_json(m));
     if (ts == 0) ts = now();
+    r.headers["content-type"] = "application/json";
     r.headers["webhook-id"] = id;
     r.headers["webhook-timestamp"] = std::to_string(ts);
     r.headers["webhook-signature"] = webhook::sign(key.empty() ? key_ : key, id, ts, r.body);
@@ -118,6 +119,20 @@ TEST_F(ReceiverTest, MalformedBodiesAre400) {
   EXPECT_EQ(receiver_->handle(r).status, 400);
 }
 
+TEST_F(ReceiverTest, WrongContentTypeIs415) {
+  auto r = request("m1", {change("civishare.change.contact.base", "Karl")});
+  r.headers["content-type"] = "text/plain";
+  EXPECT_EQ(receiver_->handle(r).status, 415);
+  EXPECT_EQ(store_->inbox_size(), 0u);
+}
+
+TEST_F(ReceiverTest, TooManyChangesIs413) {
+  std::vector<Change> many(ChangeReceiver::kMaxChangesPerMessage + 1,
+                           change("civishare.change.contact.base", "Karl"));
+  EXPECT_EQ(receiver_->handle(request("m1", std::move(many))).status, 413);
+  EXPECT_EQ(store_->inbox_size(), 0u);
+}
+
 TEST_F(ReceiverTest, ReplayedMessageIdIs409) {
   auto first = receiver_->handle(request("m1", {change("civishare.change.contact.base", "Karl")}));
   ASSERT_EQ(first.status, 200);
@@ -129,6 +144,9 @@ TEST_F(ReceiverTest, ReplayedMessageIdIs409) {
 TEST_F(ReceiverTest, RefusesPerChangeNotPerBatch) {
   auto bad = change("civishare.change.contact.base", "Bad");
   bad.attribute_changes.push_back({"api_key", std::nullopt, json::value("secret")});
+  auto only_refused = receiver_->handle(request("m0", {change("civishare.change.contact.email", "x@b.org")}));
+  EXPECT_EQ(only_refused.status, 422);
+  EXPECT_EQ(results(only_refused)[0].at("status"), "refused");
   auto r = receiver_->handle(request("m1", {change("civishare.change.contact.email", "a@b.org"),
                                             change("civishare.change.contact.base", "Karl"), bad}));
   ASSERT_EQ(r.status, 200);
@@ -167,13 +185,14 @@ TEST_F(ReceiverTest, HelloNamesTheNodeAndTheAcceptedTypes) {
 }
 
 TEST(HttpServer, ServesOverLoopbackAndLimitsBodies) {
+  ServerOptions options;
+  options.body_limit = 1024;
   auto server = HttpServer::start(
-      "127.0.0.1", 0,
+      options,
       [](const HttpRequest& r) {
         return HttpResponse{200, "text/plain",
                             r.method + " " + r.target + " " + std::to_string(r.body.size())};
-      },
-      1024);
+      });
   ASSERT_TRUE(server.ok()) << server.error().message;
   const std::string port = std::to_string((*server)->port());
   auto curl = [&](const std::string& args) {

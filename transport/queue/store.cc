@@ -20,6 +20,7 @@ constexpr char kCursor[] = "c/";
 constexpr char kImage[] = "m/";
 constexpr char kSeen[] = "s/";
 constexpr char kMessage[] = "w/";
+constexpr char kPeer[] = "p/";
 
 std::string seq_key(const char* prefix, std::uint64_t seq) {
   char buf[32];
@@ -35,14 +36,15 @@ Error storage_error(const rocksdb::Status& s, const std::string& what) {
   return make_error(Errc::storage, what + ": " + s.ToString());
 }
 
-std::string now_seconds() {
-  return std::to_string(std::chrono::duration_cast<std::chrono::seconds>(
-                            std::chrono::system_clock::now().time_since_epoch())
-                            .count());
+
+std::int64_t unix_now() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
 }
 
-std::string encode_entry(const Change& c, const std::string& came_from) {
-  return json::serialize(json::object{{"change", to_json(c)}, {"from", came_from}});
+std::string encode_entry(const Change& c, const std::string& came_from, std::int64_t at) {
+  return json::serialize(json::object{{"change", to_json(c)}, {"from", came_from}, {"at", at}});
 }
 
 template <typename Entry>
@@ -96,6 +98,21 @@ Result<std::unique_ptr<Store>> Store::open(const std::string& data_dir) {
   return store;
 }
 
+Result<std::unique_ptr<Store>> Store::open_read_only(const std::string& data_dir) {
+  rocksdb::Options options;
+  rocksdb::DB* db = nullptr;
+  auto s = rocksdb::DB::OpenForReadOnly(options, data_dir + "/store", &db);
+  if (!s.ok()) {
+    return make_error(Errc::storage, "cannot read the store in " + data_dir +
+                                         "/store (has `civishare init` run?): " + s.ToString());
+  }
+  std::unique_ptr<Store> store(new Store(db));
+  auto out = store->last_seq(kOutbox);
+  if (!out) return out.error();
+  store->next_outbox_ = *out + 1;
+  return store;
+}
+
 Result<std::uint64_t> Store::last_seq(const std::string& prefix) {
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
   std::string upper = prefix;
@@ -114,11 +131,12 @@ Result<std::uint64_t> Store::last_seq(const std::string& prefix) {
 Status Store::commit_capture(CaptureBatch batch) {
   std::lock_guard lock(mu_);
   rocksdb::WriteBatch wb;
-  const std::string now = now_seconds();
+  const std::string now = std::to_string(unix_now());
   std::uint64_t seq = next_outbox_;
   for (auto& r : batch.records) {
     r.seq = seq++;
-    wb.Put(seq_key(kOutbox, r.seq), encode_entry(r.change, r.came_from));
+    r.queued_at = unix_now();
+    wb.Put(seq_key(kOutbox, r.seq), encode_entry(r.change, r.came_from, r.queued_at));
     // Our own signatures count as processed: a change that comes back to us is a loop.
     for (const auto& sig : r.change.loop_detection) wb.Put(kSeen + sig, now);
   }
@@ -203,10 +221,10 @@ Status Store::commit_receive(const std::string& peer, const std::string& message
   std::lock_guard lock(mu_);
   rocksdb::WriteBatch wb;
   std::uint64_t seq = next_inbox_;
-  const std::string now = now_seconds();
+  const std::string now = std::to_string(unix_now());
   for (auto& e : entries) {
     e.seq = seq++;
-    wb.Put(seq_key(kInbox, e.seq), encode_entry(e.change, e.came_from));
+    wb.Put(seq_key(kInbox, e.seq), encode_entry(e.change, e.came_from, unix_now()));
     for (const auto& sig : e.change.loop_detection) wb.Put(kSeen + sig, now);
   }
   if (seq != next_inbox_) wb.Put(std::string("h/") + kInbox, std::to_string(seq - 1));
@@ -239,7 +257,7 @@ Result<bool> Store::message_seen(const std::string& peer, const std::string& mes
 
 Status Store::mark_signatures_seen(const std::vector<std::string>& signatures) {
   rocksdb::WriteBatch wb;
-  const std::string now = now_seconds();
+  const std::string now = std::to_string(unix_now());
   for (const auto& sig : signatures) wb.Put(kSeen + sig, now);
   auto s = db_->Write(rocksdb::WriteOptions(), &wb);
   if (!s.ok()) return storage_error(s, "writing seen signatures");
@@ -272,6 +290,96 @@ std::uint64_t Store::inbox_size() const {
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
   for (it->Seek(kInbox); it->Valid() && it->key().starts_with(kInbox); it->Next()) ++n;
   return n;
+}
+
+}  // namespace civishare
+
+namespace civishare {
+
+Result<PeerBacklog> Store::backlog(const std::string& peer,
+                                   const std::function<bool(const OutboxEntry&)>& wanted) {
+  PeerBacklog b;
+  auto acked_seq = acked(peer);
+  if (!acked_seq) return acked_seq.error();
+  b.acked = *acked_seq;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+  for (it->Seek(seq_key(kOutbox, b.acked + 1)); it->Valid() && it->key().starts_with(kOutbox);
+       it->Next()) {
+    auto e = decode_entry<OutboxEntry>(seq_of(it->key()), it->value());
+    if (!e) return e.error();
+    if (!wanted(*e)) continue;
+    if (b.queued++ == 0) b.oldest_queued_at = e->queued_at;
+  }
+  if (!it->status().ok()) return storage_error(it->status(), "reading the outbox");
+  return b;
+}
+
+Status Store::set_peer_state(const std::string& peer, const PeerState& st) {
+  json::array accepts;
+  for (const auto& t : st.accepts) accepts.push_back(json::string(t));
+  json::object o{{"accepts", std::move(accepts)},
+                 {"negotiated", st.negotiated},
+                 {"last_success_at", st.last_success_at},
+                 {"last_error_at", st.last_error_at},
+                 {"last_error", st.last_error}};
+  auto s = db_->Put(rocksdb::WriteOptions(), kPeer + peer, json::serialize(o));
+  if (!s.ok()) return storage_error(s, "writing peer state");
+  return ok_status();
+}
+
+Result<PeerState> Store::peer_state(const std::string& peer) {
+  PeerState st;
+  std::string v;
+  auto s = db_->Get(rocksdb::ReadOptions(), kPeer + peer, &v);
+  if (s.IsNotFound()) return st;
+  if (!s.ok()) return storage_error(s, "reading peer state");
+  boost::system::error_code ec;
+  json::value j = json::parse(v, ec);
+  if (ec || !j.is_object()) return st;
+  const auto& o = j.get_object();
+  if (auto* a = o.if_contains("accepts"); a && a->is_array()) {
+    for (const auto& t : a->get_array()) {
+      if (t.is_string()) st.accepts.emplace_back(t.get_string());
+    }
+  }
+  if (auto* n = o.if_contains("negotiated"); n && n->is_bool()) st.negotiated = n->get_bool();
+  if (auto* x = o.if_contains("last_success_at"); x && x->is_int64()) st.last_success_at = x->get_int64();
+  if (auto* x = o.if_contains("last_error_at"); x && x->is_int64()) st.last_error_at = x->get_int64();
+  if (auto* x = o.if_contains("last_error"); x && x->is_string()) st.last_error = x->get_string();
+  return st;
+}
+
+Result<std::uint64_t> Store::prune(const std::vector<std::string>& peers, std::int64_t retention_s,
+                                   std::int64_t message_id_s, std::int64_t signature_s) {
+  std::uint64_t min_acked = last_outbox_seq();
+  for (const auto& p : peers) {
+    auto a = acked(p);
+    if (!a) return a.error();
+    min_acked = std::min(min_acked, *a);
+  }
+  const std::int64_t now = unix_now();
+  rocksdb::WriteBatch wb;
+  std::uint64_t dropped = 0;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+  for (it->Seek(kOutbox); it->Valid() && it->key().starts_with(kOutbox); it->Next()) {
+    if (seq_of(it->key()) > min_acked) break;
+    auto e = decode_entry<OutboxEntry>(seq_of(it->key()), it->value());
+    if (!e) return e.error();
+    if (e->queued_at > now - retention_s) break;  // in order: the rest is younger
+    wb.Delete(it->key());
+    ++dropped;
+  }
+  // Timestamped sets: values are the unix second they were written.
+  for (auto [prefix, keep] : {std::pair{kMessage, message_id_s}, {kSeen, signature_s}}) {
+    for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+      if (std::strtoll(it->value().ToString().c_str(), nullptr, 10) < now - keep) wb.Delete(it->key());
+    }
+  }
+  if (!it->status().ok()) return storage_error(it->status(), "pruning");
+  if (wb.Count() == 0) return dropped;
+  auto s = db_->Write(rocksdb::WriteOptions(), &wb);
+  if (!s.ok()) return storage_error(s, "pruning");
+  return dropped;
 }
 
 }  // namespace civishare

@@ -11,6 +11,7 @@
 
 #include <boost/json.hpp>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -29,7 +30,24 @@ namespace civishare {
 struct OutboxEntry {
   std::uint64_t seq = 0;
   Change change;
-  std::string came_from;  // peer this change arrived from (never sent back there), or ""
+  std::string came_from;    // peer this change arrived from (never sent back there), or ""
+  std::int64_t queued_at = 0;  // unix seconds when it entered the outbox (set by the store)
+};
+
+// What the sender last learnt about a peer; written by the daemon, read by `civishare status`.
+struct PeerState {
+  std::vector<std::string> accepts;  // types the peer accepts from us (GET /v1/hello)
+  bool negotiated = false;           // accepts is from a successful hello
+  std::int64_t last_success_at = 0;  // unix seconds of the last delivered batch
+  std::int64_t last_error_at = 0;
+  std::string last_error;
+};
+
+// The outbox as one peer sees it.
+struct PeerBacklog {
+  std::uint64_t acked = 0;
+  std::uint64_t queued = 0;            // records after `acked` that this peer gets
+  std::int64_t oldest_queued_at = 0;   // queued_at of the first of them; 0 = none
 };
 
 struct InboxEntry {
@@ -57,6 +75,8 @@ struct CaptureBatch {
 class Store {
  public:
   static Result<std::unique_ptr<Store>> open(const std::string& data_dir);
+  // A read-only view beside a running agent (for `civishare status`); sees the state at open.
+  static Result<std::unique_ptr<Store>> open_read_only(const std::string& data_dir);
   ~Store();
 
   // Capture side.
@@ -69,6 +89,17 @@ class Store {
   Result<std::uint64_t> acked(const std::string& peer);
   Status set_acked(const std::string& peer, std::uint64_t seq);
   std::uint64_t last_outbox_seq() const;
+  // Counts what `peer` still has to get. `wanted` says whether the peer gets an entry.
+  Result<PeerBacklog> backlog(const std::string& peer,
+                              const std::function<bool(const OutboxEntry&)>& wanted);
+  Status set_peer_state(const std::string& peer, const PeerState& state);
+  Result<PeerState> peer_state(const std::string& peer);
+
+  // Housekeeping: drops outbox records every listed peer has acknowledged and that are older
+  // than `retention_s`; accepted message ids older than `message_id_s`; seen signatures older than
+  // `signature_s`. Returns how many outbox records went.
+  Result<std::uint64_t> prune(const std::vector<std::string>& peers, std::int64_t retention_s,
+                              std::int64_t message_id_s, std::int64_t signature_s);
 
   // Receiver side. Persists the entries, their signatures and the message id in one batch.
   Status commit_receive(const std::string& peer, const std::string& message_id,
