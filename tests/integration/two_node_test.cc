@@ -7,104 +7,41 @@
 #include <memory>
 
 #include "schemas/db/mariadb.h"
-#include "tests/support/agent_process.h"
-#include "tests/support/mariadb_server.h"
+#include "tests/support/cluster.h"
 #include "transport/webhook.h"
 
 namespace civishare::testing {
 namespace {
 
-struct Node {
-  std::string name;
-  std::unique_ptr<MariaDbServer> db;
-  std::string dir;
-  std::string config_path;
-  std::uint16_t port = 0;
-  std::unique_ptr<AgentProcess> agent;
-};
-
-std::string config_text(const Node& self, const Node& peer, const std::string& secret) {
-  auto o = self.db->agent_options();
-  return "[node]\nname = \"" + self.name + "\"\ndata_dir = \"" + self.dir +
-         "/data\"\n\n"
-         "[database]\nhost = \"127.0.0.1\"\nport = " +
-         std::to_string(o.port) +
-         "\nuser = \"civishare\"\npassword = \"civishare\"\nschema = \"civicrm\"\n\n"
-         "[capture]\nsource = \"log_tables\"\npoll_interval_ms = 200\n\n"
-         "[receiver]\nlisten = \"127.0.0.1:" +
-         std::to_string(self.port) +
-         "\"\n\n"
-         "[applier]\nkind = \"sql\"\n\n"
-         "[[peer]]\nname = \"" +
-         peer.name + "\"\nurl = \"http://127.0.0.1:" + std::to_string(peer.port) +
-         "\"\nsecret = \"" + secret +
-         "\"\n"
-         "outgoing = [\"civishare.change.contact.base\"]\n"
-         "incoming = [\"civishare.change.contact.base\"]\n";
-}
-
-std::string query_one(MariaDbServer& server, const std::string& sql) {
-  auto c = server.connect();
-  auto r = c.scalar(sql);
-  if (!r) throw std::runtime_error(r.error().message);
-  return r->value_or("NULL");
-}
-
 class TwoNodes : public ::testing::Test {
  protected:
   void SetUp() override {
-    a_.name = "civi1";
-    b_.name = "civi2";
-    int offset = 0;
-    for (Node* n : {&a_, &b_}) {
-      n->db = std::make_unique<MariaDbServer>();
-      n->db->load_civicrm(offset);  // B's reference ids differ from A's
-      offset += 10;
-      n->dir = temp_dir("civishare-" + n->name);
-      n->config_path = n->dir + "/civishare.toml";
-      n->port = free_port();
-    }
+    a_ = std::make_unique<TestNode>("civi1", 0);
+    b_ = std::make_unique<TestNode>("civi2", 10);  // B's reference ids differ from A's
     secret_ = webhook::new_secret();
     write_configs(secret_, secret_);
-    for (Node* n : {&a_, &b_}) {
-      std::string out;
-      ASSERT_EQ(run_civishare({"init", "--config", n->config_path}, &out), 0) << out;
-    }
-  }
-
-  void TearDown() override {
-    for (Node* n : {&a_, &b_}) {
-      if (HasFailure() && n->agent)
-        std::cerr << "--- log of " << n->name << "\n" << n->agent->log();
-      n->agent.reset();
-      std::filesystem::remove_all(n->dir);
-    }
+    a_->init();
+    b_->init();
   }
 
   void write_configs(const std::string& secret_a, const std::string& secret_b) {
-    write_file(a_.config_path, config_text(a_, b_, secret_a));
-    write_file(b_.config_path, config_text(b_, a_, secret_b));
+    a_->configure({{Link{"civi2", secret_a}, b_.get()}});
+    b_->configure({{Link{"civi1", secret_b}, a_.get()}});
   }
 
-  void start(Node& n) {
-    n.agent = std::make_unique<AgentProcess>(
-        std::vector<std::string>{"run", "--config", n.config_path}, n.dir + "/agent.log");
+  static std::string log_rows(TestNode& n) {
+    return n.query("SELECT CONCAT((SELECT COUNT(*) FROM log_civicrm_contact), '/', "
+                   "(SELECT COUNT(*) FROM log_civicrm_email))");
   }
 
-  static std::string log_rows(Node& n) {
-    return query_one(*n.db,
-                     "SELECT CONCAT((SELECT COUNT(*) FROM log_civicrm_contact), '/', "
-                     "(SELECT COUNT(*) FROM log_civicrm_email))");
-  }
-
-  Node a_, b_;
+  std::unique_ptr<TestNode> a_, b_;
   std::string secret_;
 };
 
 TEST_F(TwoNodes, ContactLifecycleReachesTheOtherSideAndDoesNotPingPong) {
-  start(a_);
-  start(b_);
-  auto a = a_.db->connect();
+  a_->start();
+  b_->start();
+  auto a = a_->db().connect();
   ASSERT_TRUE(
       a.exec("INSERT INTO civicrm_contact (contact_type, first_name, last_name, "
              "external_identifier, gender_id, birth_date, do_not_email) VALUES "
@@ -115,14 +52,12 @@ TEST_F(TwoNodes, ContactLifecycleReachesTheOtherSideAndDoesNotPingPong) {
   // Created on B, mapped in B's idmap, ids translated by name (Male is 2 on A, 12 on B).
   std::string b_id;
   ASSERT_TRUE(wait_until([&] {
-    b_id = query_one(*b_.db,
-                     "SELECT local_id FROM civishare_idmap WHERE entity_table = "
+    b_id = b_->query("SELECT local_id FROM civishare_idmap WHERE entity_table = "
                      "'civicrm_contact' AND global_ref = '" +
                          ref + "'");
     return b_id != "NULL";
   })) << "contact never arrived on B";
-  EXPECT_EQ(query_one(*b_.db,
-                      "SELECT CONCAT_WS('|', first_name, last_name, external_identifier, "
+  EXPECT_EQ(b_->query("SELECT CONCAT_WS('|', first_name, last_name, external_identifier, "
                       "gender_id, birth_date, do_not_email, display_name, sort_name) "
                       "FROM civicrm_contact WHERE id = " +
                           b_id),
@@ -134,98 +69,94 @@ TEST_F(TwoNodes, ContactLifecycleReachesTheOtherSideAndDoesNotPingPong) {
              "'EXT-2' WHERE id = " +
              a_id));
   ASSERT_TRUE(wait_until([&] {
-    return query_one(*b_.db,
-                     "SELECT CONCAT(first_name, '|', external_identifier) FROM "
+    return b_->query("SELECT CONCAT(first_name, '|', external_identifier) FROM "
                      "civicrm_contact WHERE id = " +
                          b_id) == "Carl|EXT-2";
   }));
 
   // The link is two-way: an edit on B reaches A, under A's own id.
-  auto b = b_.db->connect();
+  auto b = b_->db().connect();
   ASSERT_TRUE(b.exec("UPDATE civicrm_contact SET job_title = 'Treasurer' WHERE id = " + b_id));
   ASSERT_TRUE(wait_until([&] {
-    return query_one(*a_.db, "SELECT job_title FROM civicrm_contact WHERE id = " + a_id) ==
+    return a_->query("SELECT job_title FROM civicrm_contact WHERE id = " + a_id) ==
            "Treasurer";
   }));
 
   // Trash on A.
   ASSERT_TRUE(a.exec("UPDATE civicrm_contact SET is_deleted = 1 WHERE id = " + a_id));
   ASSERT_TRUE(wait_until([&] {
-    return query_one(*b_.db, "SELECT is_deleted FROM civicrm_contact WHERE id = " + b_id) == "1";
+    return b_->query("SELECT is_deleted FROM civicrm_contact WHERE id = " + b_id) == "1";
   }));
 
   // Delete on A: gone on B, and so is the mapping.
   ASSERT_TRUE(a.exec("DELETE FROM civicrm_contact WHERE id = " + a_id));
   ASSERT_TRUE(wait_until([&] {
-    return query_one(*b_.db, "SELECT COUNT(*) FROM civicrm_contact WHERE id = " + b_id) == "0";
+    return b_->query("SELECT COUNT(*) FROM civicrm_contact WHERE id = " + b_id) == "0";
   }));
-  EXPECT_EQ(query_one(*b_.db, "SELECT COUNT(*) FROM civishare_idmap"), "0");
+  EXPECT_EQ(b_->query("SELECT COUNT(*) FROM civishare_idmap"), "0");
 
   // Each change was applied once on the side that received it.
-  EXPECT_EQ(query_one(*b_.db, "SELECT COUNT(*) FROM civishare_applied WHERE outcome = 'applied'"),
+  EXPECT_EQ(b_->query("SELECT COUNT(*) FROM civishare_applied WHERE outcome = 'applied'"),
             "4");
-  EXPECT_EQ(query_one(*a_.db, "SELECT COUNT(*) FROM civishare_applied WHERE outcome = 'applied'"),
+  EXPECT_EQ(a_->query("SELECT COUNT(*) FROM civishare_applied WHERE outcome = 'applied'"),
             "1");
 
   // No ping-pong: once everything arrived, neither side's log tables grow.
-  const std::string a_rows = log_rows(a_), b_rows = log_rows(b_);
+  const std::string a_rows = log_rows(*a_), b_rows = log_rows(*b_);
   std::this_thread::sleep_for(std::chrono::seconds(5));
-  EXPECT_EQ(log_rows(a_), a_rows);
-  EXPECT_EQ(log_rows(b_), b_rows);
-  EXPECT_TRUE(a_.agent->running());
-  EXPECT_TRUE(b_.agent->running());
-  EXPECT_EQ(a_.agent->stop(), 0);
-  EXPECT_EQ(b_.agent->stop(), 0);
+  EXPECT_EQ(log_rows(*a_), a_rows);
+  EXPECT_EQ(log_rows(*b_), b_rows);
+  EXPECT_TRUE(a_->running());
+  EXPECT_TRUE(b_->running());
+  EXPECT_EQ(a_->stop(), 0);
+  EXPECT_EQ(b_->stop(), 0);
 }
 
 TEST_F(TwoNodes, WrongSecretKeepsChangesQueuedUntilFixed) {
   write_configs(webhook::new_secret(), secret_);  // A signs with a key B does not know
-  start(a_);
-  start(b_);
-  auto a = a_.db->connect();
+  a_->start();
+  b_->start();
+  auto a = a_->db().connect();
   ASSERT_TRUE(
       a.exec("INSERT INTO civicrm_contact (contact_type, first_name, last_name) VALUES "
              "('Individual', 'Erika', 'Mustermann')"));
-  ASSERT_TRUE(wait_until([&] { return a_.agent->log().find("HTTP 401") != std::string::npos; }))
+  ASSERT_TRUE(wait_until([&] { return a_->log().find("HTTP 401") != std::string::npos; }))
       << "sender never reported the 401";
-  EXPECT_NE(a_.agent->log().find("changes stay queued"), std::string::npos);
-  EXPECT_NE(b_.agent->log().find("webhook-signature does not match"), std::string::npos);
-  EXPECT_EQ(query_one(*b_.db, "SELECT COUNT(*) FROM civicrm_contact"), "0");
+  EXPECT_NE(a_->log().find("changes stay queued"), std::string::npos);
+  EXPECT_NE(b_->log().find("webhook-signature does not match"), std::string::npos);
+  EXPECT_EQ(b_->query("SELECT COUNT(*) FROM civicrm_contact"), "0");
 
   // Fix the secret and restart A: the queued change is delivered.
-  a_.agent->stop();
+  a_->stop();
   write_configs(secret_, secret_);
-  start(a_);
+  a_->start();
   ASSERT_TRUE(wait_until([&] {
-    return query_one(*b_.db,
-                     "SELECT COUNT(*) FROM civicrm_contact WHERE last_name = "
+    return b_->query("SELECT COUNT(*) FROM civicrm_contact WHERE last_name = "
                      "'Mustermann'") == "1";
   })) << "queued change was not delivered after fixing the secret";
 }
 
 TEST_F(TwoNodes, RunOnceCatchesUpAndExits) {
-  start(b_);
-  auto a = a_.db->connect();
+  b_->start();
+  auto a = a_->db().connect();
   ASSERT_TRUE(
       a.exec("INSERT INTO civicrm_contact (contact_type, organization_name) VALUES "
              "('Organization', 'Verein e.V.')"));
   std::string out;
-  EXPECT_EQ(run_civishare({"run", "--once", "--config", a_.config_path}, &out), 0) << out;
+  EXPECT_EQ(run_civishare({"run", "--once", "--config", a_->config_path()}, &out), 0) << out;
   ASSERT_TRUE(wait_until([&] {
-    return query_one(*b_.db,
-                     "SELECT display_name FROM civicrm_contact WHERE contact_type = "
+    return b_->query("SELECT display_name FROM civicrm_contact WHERE contact_type = "
                      "'Organization'") == "Verein e.V.";
   }));
   // With the peer down, --once exits 3 and keeps the change.
-  b_.agent->stop();
+  b_->stop();
   ASSERT_TRUE(a.exec(
       "UPDATE civicrm_contact SET legal_name = 'Verein' WHERE contact_type = 'Organization'"));
-  EXPECT_EQ(run_civishare({"run", "--once", "--config", a_.config_path}, &out), 3) << out;
-  start(b_);
-  EXPECT_EQ(run_civishare({"run", "--once", "--config", a_.config_path}, &out), 0) << out;
+  EXPECT_EQ(run_civishare({"run", "--once", "--config", a_->config_path()}, &out), 3) << out;
+  b_->start();
+  EXPECT_EQ(run_civishare({"run", "--once", "--config", a_->config_path()}, &out), 0) << out;
   ASSERT_TRUE(wait_until([&] {
-    return query_one(*b_.db,
-                     "SELECT legal_name FROM civicrm_contact WHERE contact_type = "
+    return b_->query("SELECT legal_name FROM civicrm_contact WHERE contact_type = "
                      "'Organization'") == "Verein";
   }));
 }

@@ -1,0 +1,79 @@
+#include "tests/support/cluster.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <stdexcept>
+
+namespace civishare::testing {
+
+namespace {
+std::string toml_list(const std::vector<std::string>& items) {
+  std::string out = "[";
+  for (std::size_t i = 0; i < items.size(); ++i) out += (i ? ", \"" : "\"") + items[i] + "\"";
+  return out + "]";
+}
+}  // namespace
+
+TestNode::TestNode(std::string name, int id_offset) : name_(std::move(name)) {
+  db_ = std::make_unique<MariaDbServer>();
+  db_->load_civicrm(id_offset);
+  dir_ = temp_dir("civishare-" + name_);
+  config_path_ = dir_ + "/civishare.toml";
+  port_ = free_port();
+}
+
+TestNode::~TestNode() {
+  if (agent_) {
+    if (::testing::Test::HasFailure()) std::cerr << "--- log of " << name_ << "\n" << agent_->log();
+    agent_.reset();
+  }
+  std::error_code ec;
+  std::filesystem::remove_all(dir_, ec);
+}
+
+void TestNode::configure(const std::vector<std::pair<Link, const TestNode*>>& links,
+                         const std::string& receiver_extra, const std::string& extra) {
+  auto o = db_->agent_options();
+  std::string text = "[node]\nname = \"" + name_ + "\"\ndata_dir = \"" + dir_ + "/data\"\n\n"
+                     "[database]\nhost = \"127.0.0.1\"\nport = " + std::to_string(o.port) +
+                     "\nuser = \"civishare\"\npassword = \"civishare\"\nschema = \"civicrm\"\n\n"
+                     "[capture]\nsource = \"log_tables\"\npoll_interval_ms = 200\n\n"
+                     "[receiver]\nlisten = \"127.0.0.1:" + std::to_string(port_) + "\"\n" +
+                     receiver_extra + "\n[applier]\nkind = \"sql\"\n\n";
+  for (const auto& [link, peer] : links) {
+    text += "[[peer]]\nname = \"" + link.peer + "\"\nurl = \"" + link.scheme + "://127.0.0.1:" +
+            std::to_string(peer->port()) + "\"\nsecret = \"" + link.secret + "\"\n" +
+            "outgoing = " + toml_list(link.outgoing) + "\nincoming = " + toml_list(link.incoming) +
+            "\n" + (link.ca_file.empty() ? "" : "ca_file = \"" + link.ca_file + "\"\n") + "\n";
+  }
+  write_file(config_path_, text + extra);
+}
+
+void TestNode::init() {
+  std::string out;
+  int rc = run_civishare({"init", "--config", config_path_}, &out);
+  if (rc != 0) throw std::runtime_error("civishare init failed for " + name_ + ":\n" + out);
+}
+
+void TestNode::start() {
+  agent_ = std::make_unique<AgentProcess>(std::vector<std::string>{"run", "--config", config_path_},
+                                          dir_ + "/agent.log");
+}
+
+int TestNode::stop() { return agent_ ? agent_->stop() : -1; }
+
+std::string TestNode::status_json() {
+  std::string out;
+  run_civishare({"status", "--json", "--config", config_path_}, &out);
+  return out;
+}
+
+std::string TestNode::query(const std::string& sql) {
+  auto c = db_->connect();
+  auto r = c.scalar(sql);
+  if (!r) throw std::runtime_error(r.error().message);
+  return r->value_or("NULL");
+}
+
+}  // namespace civishare::testing

@@ -1,0 +1,60 @@
+// A node for integration tests: its own MariaDB server with the CiviCRM fixture, a data dir, a
+// config file and (when started) a real `civishare run` process.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "tests/support/agent_process.h"
+#include "tests/support/mariadb_server.h"
+
+namespace civishare::testing {
+
+struct Link {
+  std::string peer;  // the other node's name
+  std::string secret;
+  std::vector<std::string> outgoing = {"civishare.change.contact.base"};
+  std::vector<std::string> incoming = {"civishare.change.contact.base"};
+  std::string scheme = "http";
+  std::string ca_file;
+};
+
+class TestNode {
+ public:
+  // Starts a MariaDB server and loads the fixture with reference ids shifted by `id_offset`.
+  TestNode(std::string name, int id_offset);
+  ~TestNode();
+
+  const std::string& name() const { return name_; }
+  std::uint16_t port() const { return port_; }  // the receiver's port
+  const std::string& dir() const { return dir_; }
+  const std::string& config_path() const { return config_path_; }
+  MariaDbServer& db() { return *db_; }
+
+  // Writes the config: links to other nodes (whose receiver ports come from `peers`), plus any
+  // extra TOML appended to the [receiver] section and the end of the file.
+  void configure(const std::vector<std::pair<Link, const TestNode*>>& links,
+                 const std::string& receiver_extra = "", const std::string& extra = "");
+  void init();                      // civishare init; asserts success
+  void start();                     // civishare run in the background
+  int stop();                       // SIGTERM; the exit code
+  bool running() { return agent_ && agent_->running(); }
+  std::string log() const { return agent_ ? agent_->log() : std::string(); }
+  // `civishare status --json` output (the process's stdout+stderr).
+  std::string status_json();
+
+  // First column of the first row, "NULL" for NULL or no row; throws on SQL errors.
+  std::string query(const std::string& sql);
+
+ private:
+  std::string name_;
+  std::unique_ptr<MariaDbServer> db_;
+  std::string dir_;
+  std::string config_path_;
+  std::uint16_t port_ = 0;
+  std::unique_ptr<AgentProcess> agent_;
+};
+
+}  // namespace civishare::testing
