@@ -150,42 +150,43 @@ Result<std::size_t> HttpSender::send_once() {
 Result<std::size_t> HttpSender::send_batch() {
   auto acked = store_.acked(peer_.name);
   if (!acked) return acked.error();
-  auto pending = store_.read_outbox(*acked, options_.max_scan);
+  // Read a little more than one batch: entries for other peers are skipped over.
+  auto pending = store_.read_outbox(*acked, options_.max_batch_changes * 2);
   if (!pending) return pending.error();
   if (pending->empty()) return std::size_t{0};
 
-  Message msg;
-  msg.sender = node_;
-  msg.sent = utc_now_iso();
+  // The body is assembled from each change serialised once: the same JSON as to_json(Message).
+  std::string changes;
+  std::size_t count = 0;
   std::uint64_t first = 0;
   std::uint64_t last = *acked;
   std::size_t consumed = 0;
-  std::size_t bytes = 0;
   for (const auto& e : *pending) {
     if (peer_gets(peer_, state_.accepts, e)) {
-      std::size_t size = json::serialize(to_json(e.change)).size();
-      if (!msg.changes.empty() && (msg.changes.size() >= options_.max_batch_changes ||
-                                   bytes + size > options_.max_batch_bytes)) {
+      std::string one = json::serialize(to_json(e.change));
+      if (count > 0 && (count >= options_.max_batch_changes ||
+                        changes.size() + one.size() > options_.max_batch_bytes)) {
         break;
       }
       if (first == 0) first = e.seq;
-      bytes += size;
-      msg.changes.push_back(e.change);
+      changes += (count++ ? "," : "") + one;
     }
     last = e.seq;
     ++consumed;
   }
-  if (msg.changes.empty()) {
+  if (count == 0) {
     // Nothing in this range is for this peer: move past it.
     if (auto s = store_.set_acked(peer_.name, last); !s) return s.error();
     return consumed;
   }
-  msg.id = node_ + "-" + std::to_string(first) + "-" + std::to_string(last);
-  const std::string body = json::serialize(to_json(msg));
-  auto r = request("/v1/changes", msg.id, &body);
+  const std::string id = node_ + "-" + std::to_string(first) + "-" + std::to_string(last);
+  const std::string body = "{\"id\":" + json::serialize(json::string(id)) +
+                           ",\"payload\":{\"sender\":" + json::serialize(json::string(node_)) +
+                           ",\"sent\":\"" + utc_now_iso() + "\",\"changes\":[" + changes + "]}}";
+  auto r = request("/v1/changes", id, &body);
   if (!r) return r.error();
   if (r->status == 409) {
-    log_info("sender", "peer `" + peer_.name + "` already had batch " + msg.id);
+    log_info("sender", "peer `" + peer_.name + "` already had batch " + id);
   } else if ((r->status < 200 || r->status >= 300) && r->status != 422) {
     return make_error(Errc::peer_rejected, "peer `" + peer_.name + "` answered HTTP " +
                                                std::to_string(r->status) + ": " +
@@ -210,7 +211,7 @@ Result<std::size_t> HttpSender::send_batch() {
   state_.last_success_at = unix_now();
   state_.last_error.clear();
   if (auto s = store_.set_peer_state(peer_.name, state_); !s) return s.error();
-  log_debug("sender", "delivered " + std::to_string(msg.changes.size()) + " change(s) to `" +
+  log_debug("sender", "delivered " + std::to_string(count) + " change(s) to `" +
                           peer_.name + "`");
   return consumed;
 }

@@ -20,7 +20,6 @@ namespace civishare {
 struct SenderOptions {
   std::size_t max_batch_changes = 500;    // changes per POST
   std::size_t max_batch_bytes = 4 << 20;  // body bytes per POST (soft: at least one change)
-  std::size_t max_scan = 10000;  // outbox records looked at per step
   long timeout_ms = 30000;                // whole request
   long connect_timeout_ms = 5000;
 };

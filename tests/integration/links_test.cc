@@ -168,6 +168,7 @@ TEST_F(Links, PeerDownWhileTenThousandChangesAreCapturedGetsAllOfThemOnceInOrder
       << a_->status_json();
   EXPECT_NE(peer_status(*a_, "civi2").at("last_error"), nullptr);  // B is down
   std::this_thread::sleep_until(written + 30s);
+  EXPECT_GE(peer_status(*a_, "civi2").at("oldest_queued_age_s").as_int64(), 20);
 
   b_->start();
   ASSERT_TRUE(wait_until(

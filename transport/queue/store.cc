@@ -61,6 +61,11 @@ Result<Entry> decode_entry(std::uint64_t seq, const rocksdb::Slice& value) {
   e.change = std::move(*c);
   if (auto* f = v.get_object().if_contains("from"); f && f->is_string())
     e.came_from = f->get_string();
+  if constexpr (std::is_same_v<Entry, OutboxEntry>) {
+    if (auto* at = v.get_object().if_contains("at"); at && at->is_int64()) {
+      e.queued_at = at->get_int64();
+    }
+  }
   return e;
 }
 
