@@ -58,12 +58,11 @@ int backoff_ms(int failures) {
   return std::uniform_int_distribution<int>(cap / 2, cap)(rng);
 }
 
+// Every type some peer receives from us, parents before children.
 std::vector<const TypeDefinition*> captured_types(const Config& c) {
-  // Capture every type some peer receives from us, parents first (built-in order is by name, and
-  // contact.base sorts... so order explicitly: types without parent first).
   std::vector<const TypeDefinition*> out;
   for (int pass = 0; pass < 2; ++pass) {
-    for (const auto& def : TypeRegistry::builtin().all()) {
+    for (const auto& def : c.types.all()) {
       if (static_cast<bool>(def.parent) != (pass == 1)) continue;
       bool wanted = false;
       for (const auto& p : c.peers) {
@@ -77,6 +76,19 @@ std::vector<const TypeDefinition*> captured_types(const Config& c) {
 
 Result<db::Connection> connect(const Config& c) {
   return db::Connection::open(c.connection_options());
+}
+
+Result<std::unique_ptr<LogTableSource>> open_source(const Config& c, Store& store,
+                                                    std::vector<const TypeDefinition*> types) {
+  LogTableOptions o;
+  o.node = c.node.name;
+  o.log_schema = c.database.log_schema;
+  o.types = std::move(types);
+  o.registry = &c.types;
+  o.fallback_lag_s = c.capture.fallback_lag_s;
+  o.reread_horizon_s = c.capture.reread_horizon_s;
+  o.reread_interval_s = c.capture.reread_interval_s;
+  return LogTableSource::open(std::move(o), c.connection_options(), store);
 }
 
 }  // namespace
@@ -161,16 +173,16 @@ Status Agent::init(bool add_indexes) {
       }
     }
   }
-  LogTableOptions lo{config_.node.name, config_.database.log_schema, captured_types(config_)};
-  LogTableSource source(lo, std::move(*conn), *store_);
-  auto w = source.ensure_cursor();
+  auto source = open_source(config_, *store_, captured_types(config_));
+  if (!source) return source.error();
+  auto w = (*source)->ensure_cursor();
   if (!w) return w.error();
   log_info("init", "capture starts at cursor " + LogTableSource::format_cursor(*w));
   return ok_status();
 }
 
 int Agent::run(bool once, std::atomic<bool>& stop) {
-  const auto& types = TypeRegistry::builtin();
+  const auto& types = config_.types;
   Signal outbox_signal;
   Signal inbox_signal;
   std::atomic<bool> failed{false};
@@ -220,9 +232,9 @@ int Agent::run(bool once, std::atomic<bool>& stop) {
     std::uint64_t seen = 0;
     while (!stop && !capture_done) {
       if (!source) {
-        auto conn = connect(config_);
-        if (!conn) {
-          log_error("capture", conn.error().message + "; retrying");
+        auto opened = open_source(config_, *store_, capture_types);
+        if (!opened) {
+          log_error("capture", opened.error().message + "; retrying");
           if (once) {
             failed = true;
             break;
@@ -230,9 +242,7 @@ int Agent::run(bool once, std::atomic<bool>& stop) {
           seen = capture_signal.wait(seen, backoff_ms(failures++), stop);
           continue;
         }
-        source = std::make_unique<LogTableSource>(
-            LogTableOptions{config_.node.name, config_.database.log_schema, capture_types},
-            std::move(*conn), *store_);
+        source = std::move(*opened);
       }
       auto r = source->poll();
       if (!r) {

@@ -3,12 +3,14 @@
 #include <sys/stat.h>
 
 #include <toml++/toml.h>
+#include <filesystem>
 #include <fstream>
 #include <regex>
 #include <set>
 #include <sstream>
 
 #include "schemas/log.h"
+#include "schemas/builtin_types.h"
 #include "schemas/type_definition.h"
 #include "transport/webhook.h"
 
@@ -76,11 +78,12 @@ const toml::table* section(const toml::table& root, const char* name) {
     if (!_s) return _s.error(); \
   } while (0)
 
-Status check_types(const std::string& key, const std::vector<std::string>& types) {
+Status check_types(const TypeRegistry& registry, const std::string& key,
+                   const std::vector<std::string>& types) {
   for (const auto& t : types) {
-    if (!TypeRegistry::builtin().find(t)) {
+    if (!registry.find(t)) {
       std::string known;
-      for (const auto& d : TypeRegistry::builtin().all())
+      for (const auto& d : registry.all())
         known += (known.empty() ? "" : ", ") + d.type;
       return bad(key, "names unknown type `" + t + "` (known: " + known + ")");
     }
@@ -175,9 +178,33 @@ Result<Config> parse_config(std::string_view text, const std::string& origin) {
   if (c.database.schema.empty()) return bad("database.schema", "must name the CiviCRM database");
 
   if (const toml::table* cap = section(root, "capture")) {
-    CIVISHARE_TRY(only_keys(*cap, "capture", {"source", "poll_interval_ms"}));
+    CIVISHARE_TRY(only_keys(*cap, "capture", {"source", "poll_interval_ms", "fallback_lag_s",
+                                               "reread_horizon_s", "reread_interval_s", "types_dir"}));
     CIVISHARE_TRY(read(*cap, "capture", "source", c.capture.source));
     CIVISHARE_TRY(read(*cap, "capture", "poll_interval_ms", c.capture.poll_interval_ms));
+    CIVISHARE_TRY(read(*cap, "capture", "fallback_lag_s", c.capture.fallback_lag_s));
+    CIVISHARE_TRY(read(*cap, "capture", "reread_horizon_s", c.capture.reread_horizon_s));
+    CIVISHARE_TRY(read(*cap, "capture", "reread_interval_s", c.capture.reread_interval_s));
+    CIVISHARE_TRY(read(*cap, "capture", "types_dir", c.capture.types_dir));
+  }
+  if (c.capture.fallback_lag_s < 1) return bad("capture.fallback_lag_s", "must be at least 1");
+  if (c.capture.reread_horizon_s < 60) return bad("capture.reread_horizon_s", "must be at least 60");
+  if (c.capture.reread_interval_s < 1) return bad("capture.reread_interval_s", "must be at least 1");
+  if (!c.capture.types_dir.empty()) {
+    std::vector<std::string> texts = builtin_type_texts();
+    std::error_code ec;
+    std::filesystem::directory_iterator dir(c.capture.types_dir, ec);
+    if (ec) return bad("capture.types_dir", "cannot be read: " + ec.message());
+    for (const auto& entry : dir) {
+      if (entry.path().extension() != ".json") continue;
+      std::ifstream in(entry.path());
+      std::stringstream text;
+      text << in.rdbuf();
+      texts.push_back(text.str());
+    }
+    auto registry = TypeRegistry::from_texts(texts);
+    if (!registry) return bad("capture.types_dir", registry.error().message);
+    c.types = std::move(*registry);
   }
   if (c.capture.source == "binlog") {
     return bad("capture.source",
@@ -278,8 +305,8 @@ Result<Config> parse_config(std::string_view text, const std::string& origin) {
         return bad(where + ".secret", "is required; make one with `civishare secret`");
       if (auto k = webhook::key_from_secret(p.secret); !k)
         return bad(where + ".secret", k.error().message);
-      CIVISHARE_TRY(check_types(where + ".outgoing", p.outgoing));
-      CIVISHARE_TRY(check_types(where + ".incoming", p.incoming));
+      CIVISHARE_TRY(check_types(c.types, where + ".outgoing", p.outgoing));
+      CIVISHARE_TRY(check_types(c.types, where + ".incoming", p.incoming));
       c.peers.push_back(std::move(p));
     }
   }

@@ -8,6 +8,7 @@
 
 #include "schemas/db/mariadb.h"
 #include "schemas/result.h"
+#include "schemas/type_definition.h"
 #include "transport/link.h"
 
 namespace civishare {
@@ -32,7 +33,15 @@ struct Config {
   struct Capture {
     std::string source = "log_tables";  // log_tables | binlog
     int poll_interval_ms = 500;
+    int fallback_lag_s = 10;      // watermark lag when the PROCESS privilege is missing
+    int reread_horizon_s = 7200;  // trailing re-read for rows stamped in the past
+    int reread_interval_s = 60;
+    std::string types_dir;        // extra change-type definitions (*.json) beside the built-in ones
   } capture;
+
+  // The built-in change types plus those in capture.types_dir. Pointers into it stay valid as
+  // long as this Config is not copied.
+  TypeRegistry types = TypeRegistry::builtin();
 
   struct Receiver {
     std::string listen = "127.0.0.1:7800";

@@ -21,6 +21,7 @@ constexpr char kImage[] = "m/";
 constexpr char kSeen[] = "s/";
 constexpr char kMessage[] = "w/";
 constexpr char kPeer[] = "p/";
+constexpr char kRow[] = "r/";
 
 std::string seq_key(const char* prefix, std::uint64_t seq) {
   char buf[32];
@@ -153,6 +154,7 @@ Status Store::commit_capture(CaptureBatch batch) {
       wb.Delete(kImage + key);
   }
   if (!batch.cursor_name.empty()) wb.Put(kCursor + batch.cursor_name, batch.cursor);
+  for (const auto& [key, count] : batch.row_counts) wb.Put(kRow + key, std::to_string(count));
   rocksdb::WriteOptions wo;
   wo.sync = true;
   auto s = db_->Write(wo, &wb);
@@ -385,6 +387,39 @@ Result<std::uint64_t> Store::prune(const std::vector<std::string>& peers, std::i
   auto s = db_->Write(rocksdb::WriteOptions(), &wb);
   if (!s.ok()) return storage_error(s, "pruning");
   return dropped;
+}
+
+}  // namespace civishare
+
+namespace civishare {
+
+std::string Store::row_key(std::int64_t log_ts, const std::string& hash) {
+  char buf[24];
+  std::snprintf(buf, sizeof buf, "%016" PRIx64 "/", static_cast<std::uint64_t>(log_ts));
+  return buf + hash;
+}
+
+Result<std::uint32_t> Store::row_count(const std::string& key) {
+  std::string v;
+  auto s = db_->Get(rocksdb::ReadOptions(), kRow + key, &v);
+  if (s.IsNotFound()) return std::uint32_t{0};
+  if (!s.ok()) return storage_error(s, "reading row counts");
+  return static_cast<std::uint32_t>(std::strtoul(v.c_str(), nullptr, 10));
+}
+
+Status Store::prune_row_counts(std::int64_t before_ts) {
+  rocksdb::WriteBatch wb;
+  const std::string end = kRow + row_key(before_ts, "");
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+  for (it->Seek(kRow); it->Valid() && it->key().starts_with(kRow) && it->key().ToString() < end;
+       it->Next()) {
+    wb.Delete(it->key());
+  }
+  if (!it->status().ok()) return storage_error(it->status(), "pruning row counts");
+  if (wb.Count() == 0) return ok_status();
+  auto s = db_->Write(rocksdb::WriteOptions(), &wb);
+  if (!s.ok()) return storage_error(s, "pruning row counts");
+  return ok_status();
 }
 
 }  // namespace civishare

@@ -70,6 +70,8 @@ struct CaptureBatch {
       images;  // key -> image (nullopt = erase)
   std::string cursor_name;
   std::string cursor;
+  // Log rows seen, as "<16 hex log ts>/<row hash>" -> how many identical rows (absolute count).
+  std::vector<std::pair<std::string, std::uint32_t>> row_counts;
 };
 
 class Store {
@@ -83,6 +85,11 @@ class Store {
   Status commit_capture(CaptureBatch batch);
   Result<std::optional<std::string>> cursor(const std::string& name);
   Result<std::optional<EntityImage>> image(const std::string& key);
+  // How many identical log rows with this "<ts>/<hash>" key capture has seen (0 = none).
+  Result<std::uint32_t> row_count(const std::string& key);
+  // Forgets row counts of rows stamped before `before_ts`.
+  Status prune_row_counts(std::int64_t before_ts);
+  static std::string row_key(std::int64_t log_ts, const std::string& hash);
 
   // Sender side. Entries with seq > after, in order, at most `max`.
   Result<std::vector<OutboxEntry>> read_outbox(std::uint64_t after, std::size_t max);
