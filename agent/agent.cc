@@ -122,6 +122,85 @@ Result<std::string> Agent::cursor() {
   return **c;
 }
 
+namespace {
+
+// One finding of the database checks shared by `init` and `check`.
+struct Finding {
+  bool problem = false;
+  std::string what;
+  std::string fix;       // what to do about it
+  std::string fix_sql;   // SQL that fixes it, when there is one (init --add-indexes runs these)
+};
+
+Result<std::vector<Finding>> database_findings(const Config& c, db::Connection& conn) {
+  std::vector<Finding> out;
+  const std::string log_schema =
+      c.database.log_schema.empty() ? c.database.schema : c.database.log_schema;
+  for (const char* table : {"civishare_idmap", "civishare_applied"}) {
+    auto exists = conn.scalar("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = " +
+                              conn.quote(c.database.schema) + " AND TABLE_NAME = " + conn.quote(table));
+    if (!exists) return exists.error();
+    if (exists->value_or("0") == "0") {
+      out.push_back({true, std::string(table) + " is missing", "run `civishare init`", ""});
+    }
+  }
+  auto trx = conn.query("SELECT COUNT(*) FROM information_schema.INNODB_TRX");
+  if (trx) {
+    out.push_back({false, "PROCESS privilege granted: the capture watermark is exact", "", ""});
+  } else {
+    out.push_back({true,
+                   "no PROCESS privilege: capture falls back to a fixed lag of " +
+                       std::to_string(c.capture.fallback_lag_s) +
+                       " s and can miss rows of transactions longer than that",
+                   "GRANT PROCESS ON *.* TO '" + c.database.user + "'@'<host>'", ""});
+  }
+  for (const auto* def : captured_types(c)) {
+    auto engine = conn.scalar("SELECT ENGINE FROM information_schema.TABLES WHERE TABLE_SCHEMA = " +
+                              conn.quote(log_schema) + " AND TABLE_NAME = " +
+                              conn.quote(def->log_table()));
+    if (!engine) return engine.error();
+    if (!*engine) {
+      out.push_back({true, log_schema + "." + def->log_table() + " does not exist",
+                     "enable CiviCRM's detailed logging (Administer > System Settings > Misc), or "
+                     "set database.log_schema if CIVICRM_LOGGING_DSN points elsewhere", ""});
+      continue;
+    }
+    if (**engine != "InnoDB") {
+      out.push_back({true, def->log_table() + " uses the " + **engine +
+                               " engine: not transactional, so rolled-back changes still appear "
+                               "and the table cannot be indexed",
+                     "migrate it with `cv api3 System.updatelogtables forceEngineMigration=1`", ""});
+    }
+    auto triggers = conn.scalar(
+        "SELECT COUNT(*) FROM information_schema.TRIGGERS WHERE EVENT_OBJECT_SCHEMA = " +
+        conn.quote(c.database.schema) + " AND EVENT_OBJECT_TABLE = " + conn.quote(def->table) +
+        " AND ACTION_STATEMENT LIKE " + conn.quote("%" + def->log_table() + "%"));
+    if (!triggers) return triggers.error();
+    if (triggers->value_or("0") != "3") {
+      out.push_back({true, def->table + " has " + triggers->value_or("0") +
+                               " of 3 logging triggers: changes to it are not logged",
+                     "rebuild them with `cv api4 System.flush triggers=1`", ""});
+    }
+    auto indexed = conn.scalar(
+        "SELECT COUNT(*) FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = " +
+        conn.quote(log_schema) + " AND TABLE_NAME = " + conn.quote(def->log_table()) +
+        " AND COLUMN_NAME = 'log_date' AND SEQ_IN_INDEX = 1");
+    if (!indexed) return indexed.error();
+    if (indexed->value_or("0") == "0" && **engine == "InnoDB") {
+      out.push_back({true, def->log_table() + " has no index on log_date: every poll scans the whole table",
+                     "run `civishare init --add-indexes`",
+                     "ALTER TABLE " + db::Connection::quote_identifier(log_schema) + "." +
+                         db::Connection::quote_identifier(def->log_table()) +
+                         " ADD INDEX civishare_log_date (log_date)"});
+    } else if (**engine == "InnoDB") {
+      out.push_back({false, def->log_table() + ": InnoDB, 3 triggers, indexed on log_date", "", ""});
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
 Status Agent::init(bool add_indexes) {
   auto conn = connect(config_);
   if (!conn) return conn.error();
@@ -129,48 +208,15 @@ Status Agent::init(bool add_indexes) {
     if (auto s = conn->exec(ddl); !s) return s.error();
   }
   log_info("init", "civishare_idmap and civishare_applied are in place");
-  const std::string log_schema =
-      config_.database.log_schema.empty() ? config_.database.schema : config_.database.log_schema;
-  for (const auto* def : captured_types(config_)) {
-    auto exists = conn->scalar(
-        "SELECT ENGINE FROM information_schema.TABLES WHERE TABLE_SCHEMA = " +
-        conn->quote(log_schema) + " AND TABLE_NAME = " + conn->quote(def->log_table()));
-    if (!exists) return exists.error();
-    if (!*exists) {
-      return make_error(Errc::invalid_config,
-                        log_schema + "." + def->log_table() +
-                            " does not exist: enable CiviCRM's detailed logging (Administer > "
-                            "System Settings > Misc) or set database.log_schema");
-    }
-    auto triggers = conn->scalar(
-        "SELECT COUNT(*) FROM information_schema.TRIGGERS WHERE EVENT_OBJECT_SCHEMA = " +
-        conn->quote(config_.database.schema) +
-        " AND EVENT_OBJECT_TABLE = " + conn->quote(def->table) + " AND ACTION_STATEMENT LIKE " +
-        conn->quote("%" + def->log_table() + "%"));
-    if (!triggers) return triggers.error();
-    if (!*triggers || **triggers != "3") {
-      log_warn("init", def->table + " has " + triggers->value_or("0") +
-                           " of 3 logging triggers: rebuild them with `cv api4 System.flush "
-                           "triggers=1` or changes will be missed");
-    }
-    auto indexed = conn->scalar(
-        "SELECT COUNT(*) FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = " +
-        conn->quote(log_schema) + " AND TABLE_NAME = " + conn->quote(def->log_table()) +
-        " AND COLUMN_NAME = 'log_date' AND SEQ_IN_INDEX = 1");
-    if (!indexed) return indexed.error();
-    if (indexed->value_or("0") == "0") {
-      const std::string sql = "ALTER TABLE " + db::Connection::quote_identifier(log_schema) + "." +
-                              db::Connection::quote_identifier(def->log_table()) +
-                              " ADD INDEX civishare_log_date (log_date)";
-      if (add_indexes) {
-        if (auto s = conn->exec(sql); !s) return s.error();
-        log_info("init", "added an index on " + def->log_table() + ".log_date");
-      } else {
-        log_warn("init", def->log_table() +
-                             " has no index on log_date: every poll scans the "
-                             "whole table. Run `civishare init --add-indexes` or: " +
-                             sql);
-      }
+  auto findings = database_findings(config_, *conn);
+  if (!findings) return findings.error();
+  for (const auto& f : *findings) {
+    if (!f.problem) continue;
+    if (add_indexes && !f.fix_sql.empty()) {
+      if (auto s = conn->exec(f.fix_sql); !s) return s.error();
+      log_info("init", "fixed: " + f.what);
+    } else {
+      log_warn("init", f.what + "; " + f.fix + (f.fix_sql.empty() ? "" : " (or: " + f.fix_sql + ")"));
     }
   }
   auto source = open_source(config_, *store_, captured_types(config_));
@@ -179,6 +225,73 @@ Status Agent::init(bool add_indexes) {
   if (!w) return w.error();
   log_info("init", "capture starts at cursor " + LogTableSource::format_cursor(*w));
   return ok_status();
+}
+
+Result<bool> Agent::check() {
+  bool problems = false;
+  auto print = [&](const Finding& f) {
+    problems = problems || f.problem;
+    std::printf("%s %s\n", f.problem ? "PROBLEM" : "ok     ", f.what.c_str());
+    if (f.problem && !f.fix.empty()) std::printf("        fix: %s\n", f.fix.c_str());
+  };
+  print({false, "configuration is valid (node " + config_.node.name + ", " +
+                    std::to_string(config_.peers.size()) + " peer(s))", "", ""});
+  auto conn = connect(config_);
+  if (!conn) {
+    print({true, conn.error().message, "check [database] and that MariaDB is running", ""});
+    return !problems;
+  }
+  print({false, "database reachable", "", ""});
+  auto findings = database_findings(config_, *conn);
+  if (!findings) return findings.error();
+  for (const auto& f : *findings) print(f);
+  return !problems;
+}
+
+Result<std::size_t> Agent::replay(const std::string& from, const std::string& to, bool dry_run) {
+  auto from_w = LogTableSource::parse_cursor(from);
+  if (!from_w) return from_w.error();
+  std::int64_t to_w = 0;
+  if (to.empty()) {
+    auto current = cursor();
+    if (!current) return current.error();
+    auto w = LogTableSource::parse_cursor(*current);
+    if (!w) return w.error();
+    to_w = *w;
+  } else {
+    auto w = LogTableSource::parse_cursor(to);
+    if (!w) return w.error();
+    to_w = *w;
+  }
+  if (to_w < *from_w) return make_error(Errc::invalid_input, "--to is before --from");
+  auto source = open_source(config_, *store_, captured_types(config_));
+  if (!source) return source.error();
+  auto changes = (*source)->replay(*from_w, to_w, dry_run);
+  if (!changes) return changes.error();
+  if (dry_run) {
+    for (const auto& c : *changes) std::printf("%s\n", boost::json::serialize(to_json(c)).c_str());
+  }
+  return changes->size();
+}
+
+Result<std::size_t> Agent::snapshot(const std::string& type, const std::string& peer) {
+  std::vector<const TypeDefinition*> types;
+  for (const auto* def : captured_types(config_)) {
+    if (type.empty() || def->type == type) types.push_back(def);
+  }
+  if (types.empty()) {
+    return make_error(Errc::invalid_input,
+                      type.empty() ? "no peer receives any type from this node"
+                                   : "`" + type + "` is not a type any peer receives from this node");
+  }
+  if (!peer.empty()) {
+    bool known = false;
+    for (const auto& p : config_.peers) known = known || p.name == peer;
+    if (!known) return make_error(Errc::invalid_input, "`" + peer + "` is not a [[peer]]");
+  }
+  auto source = open_source(config_, *store_, captured_types(config_));
+  if (!source) return source.error();
+  return (*source)->snapshot(types, peer);
 }
 
 int Agent::run(bool once, std::atomic<bool>& stop) {

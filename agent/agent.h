@@ -29,6 +29,14 @@ class Agent {
   Result<std::string> cursor();
   // `civishare status [--json]`: prints to stdout.
   Status status(bool as_json);
+  // `civishare check`: prints each finding; true when there is no problem.
+  Result<bool> check();
+  // `civishare replay`: cursors as printed by `civishare cursor`; `to` "" = the current cursor.
+  // With dry_run the changes are printed as JSON lines instead of queued. Returns how many.
+  Result<std::size_t> replay(const std::string& from, const std::string& to, bool dry_run);
+  // `civishare snapshot`: queues the current state of the base tables ("" = every captured type;
+  // `peer` "" = every peer). Returns the records queued.
+  Result<std::size_t> snapshot(const std::string& type, const std::string& peer);
 
  private:
   Config config_;

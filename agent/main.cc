@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <iostream>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -30,6 +31,12 @@ constexpr const char* kUsage =
     "                         (exit 3 when a peer was unreachable)\n"
     "  cursor                 print the capture cursor\n"
     "  status [--json]        cursor, lag, inbox, and per peer: types, queue, errors\n"
+    "  check                  config, database, privileges, triggers, indexes: what to fix\n"
+    "  replay --from CURSOR [--to CURSOR] [--dry-run]\n"
+    "                         re-capture history after a saved cursor (agent stopped);\n"
+    "                         --dry-run prints the changes as JSON lines instead\n"
+    "  snapshot [--type T] [--peer P]\n"
+    "                         share the current state of the base tables (agent stopped)\n"
     "  secret                 print a new random link secret (no --config needed)\n"
     "\n"
     "exit codes: 0 success, 1 error, 2 usage, 3 work left (run --once)\n";
@@ -59,6 +66,8 @@ int main(int argc, char** argv) {
   bool once = false;
   bool add_indexes = false;
   bool as_json = false;
+  bool dry_run = false;
+  std::string from, to, type, peer;
   for (std::size_t i = 1; i < args.size(); ++i) {
     if (args[i] == "--config" && i + 1 < args.size()) {
       config_path = args[++i];
@@ -66,6 +75,16 @@ int main(int argc, char** argv) {
       config_path = args[i].substr(9);
     } else if (args[i] == "--once" && verb == "run") {
       once = true;
+    } else if (verb == "replay" && args[i] == "--from" && i + 1 < args.size()) {
+      from = args[++i];
+    } else if (verb == "replay" && args[i] == "--to" && i + 1 < args.size()) {
+      to = args[++i];
+    } else if (verb == "replay" && args[i] == "--dry-run") {
+      dry_run = true;
+    } else if (verb == "snapshot" && args[i] == "--type" && i + 1 < args.size()) {
+      type = args[++i];
+    } else if (verb == "snapshot" && args[i] == "--peer" && i + 1 < args.size()) {
+      peer = args[++i];
     } else if (args[i] == "--json" && verb == "status") {
       as_json = true;
     } else if (args[i] == "--add-indexes" && verb == "init") {
@@ -79,13 +98,9 @@ int main(int argc, char** argv) {
     std::printf("%s\n", webhook::new_secret().c_str());
     return 0;
   }
-  if (verb != "init" && verb != "run" && verb != "cursor" && verb != "status") {
-    if (verb == "replay" || verb == "snapshot" || verb == "check") {
-      std::fprintf(stderr, "civishare: `%s` is not available in this version yet\n", verb.c_str());
-      return 1;
-    }
-    return usage("unknown verb `" + verb + "`");
-  }
+  static const std::set<std::string> verbs = {"init", "run", "cursor", "status", "check", "replay", "snapshot"};
+  if (!verbs.count(verb)) return usage("unknown verb `" + verb + "`");
+  if (verb == "replay" && from.empty()) return usage("`replay` needs --from CURSOR");
   if (config_path.empty()) return usage("`" + verb + "` needs --config FILE");
 
   auto config = load_config(config_path);
@@ -95,6 +110,14 @@ int main(int argc, char** argv) {
     return 1;
   }
   Agent agent(std::move(*config));
+  if (verb == "check") {
+    auto ok = agent.check();
+    if (!ok) {
+      std::fprintf(stderr, "civishare: %s\n", ok.error().message.c_str());
+      return 1;
+    }
+    return *ok ? 0 : 1;
+  }
   const bool read_only = verb == "cursor" || verb == "status";
   if (auto s = agent.open(read_only); !s) {
     log_error("agent", s.error().message);
@@ -114,6 +137,15 @@ int main(int argc, char** argv) {
       return 1;
     }
     std::printf("%s\n", c->c_str());
+    return 0;
+  }
+  if (verb == "replay" || verb == "snapshot") {
+    auto n = verb == "replay" ? agent.replay(from, to, dry_run) : agent.snapshot(type, peer);
+    if (!n) {
+      log_error(verb, n.error().message);
+      return 1;
+    }
+    if (!dry_run) log_info(verb, "queued " + std::to_string(*n) + " change(s)");
     return 0;
   }
   if (verb == "status") {

@@ -487,7 +487,8 @@ Result<std::vector<Change>> LogTableSource::replay(std::int64_t from, std::int64
   return changes;
 }
 
-Result<std::size_t> LogTableSource::snapshot(const std::vector<const TypeDefinition*>& types) {
+Result<std::size_t> LogTableSource::snapshot(const std::vector<const TypeDefinition*>& types,
+                                             const std::string& only_to) {
   auto& db = impl_->db;
   if (auto s = db.exec("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY"); !s) return s.error();
   std::vector<db::Rows> tables;
@@ -516,6 +517,7 @@ Result<std::size_t> LogTableSource::snapshot(const std::vector<const TypeDefinit
     }
   }
   for (auto& [key, img] : images.pending) batch.images.emplace_back(key, std::move(img));
+  for (auto& r : batch.records) r.only_to = only_to;
   const std::size_t n = batch.records.size();
   if (auto s = impl_->store.commit_capture(std::move(batch)); !s) return s.error();
   return n;

@@ -69,7 +69,8 @@ class LogTableSource {
 
   // Shares the current rows of the base tables of `types` as if they were Initialization rows:
   // create for entities never shared, update for what differs. Returns the records queued.
-  Result<std::size_t> snapshot(const std::vector<const TypeDefinition*>& types);
+  Result<std::size_t> snapshot(const std::vector<const TypeDefinition*>& types,
+                               const std::string& only_to = "");
 
   // The watermark now, waiting for it while transactions older than the sampler are open.
   Result<std::int64_t> current_watermark();

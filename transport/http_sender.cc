@@ -34,6 +34,7 @@ HttpSender::~HttpSender() {
 bool peer_gets(const PeerLink& peer, const std::vector<std::string>& accepts,
                const OutboxEntry& e) {
   if (e.came_from == peer.name || !peer.outgoing.count(e.change.type)) return false;
+  if (!e.only_to.empty() && e.only_to != peer.name) return false;
   return std::find(accepts.begin(), accepts.end(), e.change.type) != accepts.end();
 }
 

@@ -54,6 +54,14 @@ bool AgentProcess::running() {
   return true;
 }
 
+void AgentProcess::kill() {
+  if (pid_ <= 0) return;
+  ::kill(pid_, SIGKILL);
+  int status = 0;
+  ::waitpid(pid_, &status, 0);
+  pid_ = -1;
+}
+
 int AgentProcess::stop(std::chrono::seconds grace) {
   if (pid_ <= 0) return -1;
   ::kill(pid_, SIGTERM);

@@ -18,6 +18,8 @@ class AgentProcess {
   AgentProcess(const AgentProcess&) = delete;
   AgentProcess& operator=(const AgentProcess&) = delete;
 
+  // SIGKILL, no grace: for crash tests.
+  void kill();
   // Sends SIGTERM and waits; returns the exit code (or -1 if it had to be killed).
   int stop(std::chrono::seconds grace = std::chrono::seconds(20));
   bool running();

@@ -87,7 +87,7 @@ const std::string& template_datadir() {
 
 }  // namespace
 
-MariaDbServer::MariaDbServer() {
+MariaDbServer::MariaDbServer(std::string tz) : tz_(std::move(tz)) {
   char tmpl[] = "/tmp/civishare-mariadb-XXXXXX";
   dir_ = ::mkdtemp(tmpl);
   fs::copy(template_datadir(), dir_ + "/data", fs::copy_options::recursive);
@@ -125,6 +125,7 @@ void MariaDbServer::start_process() {
     ::dup2(devnull, 0);
     ::dup2(devnull, 1);
     ::dup2(devnull, 2);
+    if (!tz_.empty()) ::setenv("TZ", tz_.c_str(), 1);
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);

@@ -15,7 +15,8 @@ namespace civishare::testing {
 class MariaDbServer {
  public:
   // Starts a server; throws std::runtime_error with the server's log when it does not come up.
-  MariaDbServer();
+  // `tz` (a TZ value such as "IST-5:30") sets the server's system time zone.
+  explicit MariaDbServer(std::string tz = "");
   ~MariaDbServer();
   MariaDbServer(const MariaDbServer&) = delete;
   MariaDbServer& operator=(const MariaDbServer&) = delete;
@@ -40,6 +41,7 @@ class MariaDbServer {
   std::string socket_;
   std::uint16_t port_ = 0;
   pid_t pid_ = -1;
+  std::string tz_;
 };
 
 // A free TCP port on 127.0.0.1 (bound once and released; good enough for tests).

@@ -44,8 +44,11 @@ std::int64_t unix_now() {
       .count();
 }
 
-std::string encode_entry(const Change& c, const std::string& came_from, std::int64_t at) {
-  return json::serialize(json::object{{"change", to_json(c)}, {"from", came_from}, {"at", at}});
+std::string encode_entry(const Change& c, const std::string& came_from, std::int64_t at,
+                         const std::string& only_to = "") {
+  json::object o{{"change", to_json(c)}, {"from", came_from}, {"at", at}};
+  if (!only_to.empty()) o["to"] = only_to;
+  return json::serialize(o);
 }
 
 template <typename Entry>
@@ -66,6 +69,7 @@ Result<Entry> decode_entry(std::uint64_t seq, const rocksdb::Slice& value) {
     if (auto* at = v.get_object().if_contains("at"); at && at->is_int64()) {
       e.queued_at = at->get_int64();
     }
+    if (auto* to = v.get_object().if_contains("to"); to && to->is_string()) e.only_to = to->get_string();
   }
   return e;
 }
@@ -142,7 +146,7 @@ Status Store::commit_capture(CaptureBatch batch) {
   for (auto& r : batch.records) {
     r.seq = seq++;
     r.queued_at = unix_now();
-    wb.Put(seq_key(kOutbox, r.seq), encode_entry(r.change, r.came_from, r.queued_at));
+    wb.Put(seq_key(kOutbox, r.seq), encode_entry(r.change, r.came_from, r.queued_at, r.only_to));
     // Our own signatures count as processed: a change that comes back to us is a loop.
     for (const auto& sig : r.change.loop_detection) wb.Put(kSeen + sig, now);
   }

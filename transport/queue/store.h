@@ -32,6 +32,7 @@ struct OutboxEntry {
   Change change;
   std::string came_from;    // peer this change arrived from (never sent back there), or ""
   std::int64_t queued_at = 0;  // unix seconds when it entered the outbox (set by the store)
+  std::string only_to;         // when set, only this peer gets it (snapshot --peer)
 };
 
 // What the sender last learnt about a peer; written by the daemon, read by `civishare status`.
