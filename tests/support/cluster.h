@@ -40,6 +40,7 @@ class TestNode {
   void init();                      // civishare init; asserts success
   void start();                     // civishare run in the background
   int stop();                       // SIGTERM; the exit code
+  void kill() { if (agent_) agent_->kill(); }  // SIGKILL
   bool running() { return agent_ && agent_->running(); }
   std::string log() const { return agent_ ? agent_->log() : std::string(); }
   // `civishare status --json` output (the process's stdout+stderr).

@@ -1,0 +1,176 @@
+// The capture through the real binary: SIGKILL at random moments loses and duplicates nothing;
+// `replay --dry-run`, `check`, `snapshot` as an administrator uses them.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <boost/json.hpp>
+#include <chrono>
+#include <random>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include "tests/support/cluster.h"
+#include "transport/queue/store.h"
+#include "transport/webhook.h"
+
+namespace civishare::testing {
+namespace {
+using namespace std::chrono_literals;
+
+std::string describe(const Change& c) {
+  std::string out = std::string(to_string(c.operation)) + " " + c.entity_reference;
+  for (const auto& a : c.attribute_changes) out += " " + a.name + "=" + boost::json::serialize(a.to);
+  return out;
+}
+
+class CaptureCli : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    a_ = std::make_unique<TestNode>("civi1", 0);
+    // A peer that never answers: everything stays in the outbox for the test to read.
+    a_->configure({}, "",
+                  "[[peer]]\nname = \"civi2\"\nurl = \"http://127.0.0.1:" + std::to_string(free_port()) +
+                      "\"\nsecret = \"" + webhook::new_secret() +
+                      "\"\noutgoing = [\"civishare.change.contact.base\"]\nincoming = []\n");
+  }
+  std::multiset<std::string> outbox() {
+    auto store = Store::open_read_only(a_->dir() + "/data");
+    EXPECT_TRUE(store.ok()) << store.error().message;
+    std::multiset<std::string> out;
+    auto entries = (*store)->read_outbox(0, 1000000);
+    for (const auto& e : *entries) out.insert(describe(e.change));
+    return out;
+  }
+  std::string civishare(const std::vector<std::string>& args, int* rc) {
+    std::vector<std::string> full = args;
+    full.push_back("--config");
+    full.push_back(a_->config_path());
+    std::string out;
+    *rc = run_civishare(full, &out);
+    return out;
+  }
+  std::unique_ptr<TestNode> a_;
+};
+
+TEST_F(CaptureCli, KilledAtRandomMomentsTheUnionOfWhatWasCapturedIsExact) {
+  a_->init();
+  auto c = a_->db().connect();
+  std::vector<std::string> ids;
+  std::multiset<std::string> expected;
+  for (int i = 0; i < 40; ++i) {
+    ASSERT_TRUE(c.exec("INSERT INTO civicrm_contact (contact_type, last_name) VALUES ('Individual', 'L')"));
+    ids.push_back(std::to_string(c.last_insert_id()));
+    expected.insert("create civi1-" + ids.back() + " contact_type=\"Individual\" last_name=\"L\" "
+                    "is_deceased=false is_opt_out=false do_not_email=false do_not_phone=false "
+                    "do_not_mail=false do_not_sms=false do_not_trade=false is_deleted=false");
+  }
+  a_->start();
+  std::atomic<int> writers_left{4};
+  std::vector<std::thread> writers;
+  for (int w = 0; w < 4; ++w) {
+    for (int i = 0; i < 1250; ++i) {
+      expected.insert("update civi1-" + ids[static_cast<std::size_t>(w * 10 + i % 10)] +
+                      " last_name=\"w" + std::to_string(w) + "-" + std::to_string(i) + "\"");
+    }
+    writers.emplace_back([&, w] {
+      auto conn = a_->db().connect();
+      for (int i = 0; i < 1250; ++i) {
+        (void)conn.exec("UPDATE civicrm_contact SET last_name = 'w" + std::to_string(w) + "-" +
+                        std::to_string(i) + "' WHERE id = " + ids[static_cast<std::size_t>(w * 10 + i % 10)]);
+        if (i % 100 == 0) std::this_thread::sleep_for(300ms);  // spread over several seconds
+      }
+      --writers_left;
+    });
+  }
+  std::mt19937 rng(12345);
+  int kills = 0;
+  while (writers_left > 0 || kills < 8) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(std::uniform_int_distribution<int>(200, 1200)(rng)));
+    a_->kill();
+    ++kills;
+    a_->start();
+  }
+  for (auto& t : writers) t.join();
+  a_->stop();
+  int rc = 0;
+  std::string out = civishare({"run", "--once"}, &rc);
+  EXPECT_EQ(rc, 3) << out;  // caught up; the peer was unreachable
+  EXPECT_GE(kills, 8);
+  EXPECT_EQ(outbox(), expected) << "after " << kills << " kills";
+}
+
+TEST_F(CaptureCli, ReplayDryRunPrintsExactlyTheChangesAfterTheCursor) {
+  a_->init();
+  auto c = a_->db().connect();
+  ASSERT_TRUE(c.exec("INSERT INTO civicrm_contact (contact_type, last_name) VALUES ('Individual', 'One')"));
+  const std::string id = std::to_string(c.last_insert_id());
+  int rc = 0;
+  civishare({"run", "--once"}, &rc);
+  std::string cursor = civishare({"cursor"}, &rc);
+  ASSERT_EQ(rc, 0) << cursor;
+  cursor = cursor.substr(0, cursor.find('\n'));
+  std::this_thread::sleep_for(1100ms);
+  ASSERT_TRUE(c.exec("UPDATE civicrm_contact SET last_name = 'Two' WHERE id = " + id));
+  ASSERT_TRUE(c.exec("UPDATE civicrm_contact SET last_name = 'Three' WHERE id = " + id));
+  civishare({"run", "--once"}, &rc);
+  std::string out = civishare({"replay", "--from", cursor, "--dry-run"}, &rc);
+  ASSERT_EQ(rc, 0) << out;
+  std::multiset<std::string> replayed;
+  std::istringstream lines(out);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.empty() || line[0] != '{') continue;
+    replayed.insert(describe(*change_from_json(boost::json::parse(line))));
+  }
+  EXPECT_EQ(replayed, (std::multiset<std::string>{"update civi1-" + id + " last_name=\"Two\"",
+                                                  "update civi1-" + id + " last_name=\"Three\""}));
+  // Replay for real queues them again; usage errors are exit 2.
+  civishare({"replay", "--from", cursor}, &rc);
+  EXPECT_EQ(rc, 0);
+  EXPECT_EQ(outbox().size(), 5u);
+  civishare({"replay"}, &rc);
+  EXPECT_EQ(rc, 2);
+  std::string bad = civishare({"replay", "--from", "yesterday"}, &rc);
+  EXPECT_EQ(rc, 1);
+  EXPECT_NE(bad.find("lt1:"), std::string::npos) << bad;
+}
+
+TEST_F(CaptureCli, CheckSaysWhatToFixAndInitCanFixIndexes) {
+  int rc = 0;
+  std::string out = civishare({"check"}, &rc);
+  EXPECT_EQ(rc, 1) << out;
+  EXPECT_NE(out.find("civishare_idmap is missing"), std::string::npos) << out;
+  EXPECT_NE(out.find("no index on log_date"), std::string::npos) << out;
+  EXPECT_NE(out.find("civishare init --add-indexes"), std::string::npos) << out;
+  // A missing trigger is a problem too.
+  auto c = a_->db().connect();
+  ASSERT_TRUE(c.exec("DROP TRIGGER civicrm_contact_after_update"));
+  out = civishare({"init", "--add-indexes"}, &rc);
+  EXPECT_EQ(rc, 0) << out;
+  out = civishare({"check"}, &rc);
+  EXPECT_EQ(rc, 1) << out;
+  EXPECT_NE(out.find("2 of 3 logging triggers"), std::string::npos) << out;
+  EXPECT_EQ(out.find("no index on log_date"), std::string::npos) << out;
+  EXPECT_NE(out.find("PROCESS privilege granted"), std::string::npos) << out;
+}
+
+TEST_F(CaptureCli, SnapshotSharesWhatExistedBeforeInit) {
+  auto c = a_->db().connect();
+  ASSERT_TRUE(c.exec("INSERT INTO civicrm_contact (contact_type, organization_name) VALUES "
+                     "('Organization', 'Alt e.V.'), ('Organization', 'Older e.V.')"));
+  std::this_thread::sleep_for(2s);
+  a_->init();
+  int rc = 0;
+  civishare({"run", "--once"}, &rc);
+  EXPECT_TRUE(outbox().empty());
+  std::string out = civishare({"snapshot", "--type", "civishare.change.contact.base"}, &rc);
+  EXPECT_EQ(rc, 0) << out;
+  EXPECT_NE(out.find("queued 2 change(s)"), std::string::npos) << out;
+  EXPECT_EQ(outbox().size(), 2u);
+  out = civishare({"snapshot", "--type", "civishare.change.contact.email"}, &rc);
+  EXPECT_EQ(rc, 1);
+  EXPECT_NE(out.find("not a type any peer receives"), std::string::npos) << out;
+}
+
+}  // namespace
+}  // namespace civishare::testing
