@@ -198,9 +198,9 @@ Result<Config> parse_config(std::string_view text, const std::string& origin) {
     for (const auto& entry : dir) {
       if (entry.path().extension() != ".json") continue;
       std::ifstream in(entry.path());
-      std::stringstream text;
-      text << in.rdbuf();
-      texts.push_back(text.str());
+      std::stringstream content;
+      content << in.rdbuf();
+      texts.push_back(content.str());
     }
     auto registry = TypeRegistry::from_texts(texts);
     if (!registry) return bad("capture.types_dir", registry.error().message);

@@ -2,8 +2,10 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstring>
 #include <map>
 #include <thread>
+#include <unordered_map>
 
 #include "schemas/crypto.h"
 #include "schemas/db/civishare_tables.h"
@@ -16,30 +18,59 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
+// Column name -> position, built once per result (rows are read by column name).
+struct Columns {
+  std::map<std::string, int, std::less<>> at;
+  Columns() = default;
+  explicit Columns(const std::vector<std::string>& names) {
+    for (std::size_t i = 0; i < names.size(); ++i) at.emplace(names[i], static_cast<int>(i));
+  }
+  int find(std::string_view name) const {
+    auto it = at.find(name);
+    return it == at.end() ? -1 : it->second;
+  }
+};
+
 // One log row (or, for snapshots, one base-table row) with what capture needs to know about it.
 struct LogRow {
   const TypeDefinition* type = nullptr;
   std::size_t type_index = 0;
   std::int64_t ts = 0;
   std::string action;  // Insert, Update, Delete, Initialization
-  const db::Rows* rows = nullptr;
+  const Columns* columns = nullptr;
   const db::Row* row = nullptr;
+  mutable std::string digest;  // sha512 of the whole row, computed once
 
   db::Cell get(std::string_view column) const {
-    int i = rows->index(column);
+    int i = columns->find(column);
     return i < 0 ? db::Cell{} : (*row)[static_cast<std::size_t>(i)];
+  }
+  const std::string& raw_hash() const {
+    if (digest.empty()) {
+      std::string text = type->table;
+      for (const auto& cell : *row) {
+        text += '\x1f';
+        if (cell) text += *cell;
+        else text += '\x1e';
+      }
+      digest = sha512(text);
+    }
+    return digest;
   }
   // Content hash of the whole row, every column: identical rows hash alike.
   std::string hash() const {
-    std::string text = type->table;
-    for (const auto& cell : *row) text += "\x1f" + cell.value_or("\x1e");
     static const char* digits = "0123456789abcdef";
     std::string out;
-    for (unsigned char c : sha512(text).substr(0, 12)) {
+    for (unsigned char c : raw_hash().substr(0, 12)) {
       out.push_back(digits[c >> 4]);
       out.push_back(digits[c & 15]);
     }
     return out;
+  }
+  std::uint64_t hash64() const {
+    std::uint64_t h = 0;
+    std::memcpy(&h, raw_hash().data(), sizeof h);
+    return h ^ (static_cast<std::uint64_t>(ts) * 0x9E3779B97F4A7C15ULL);
   }
 };
 
@@ -54,15 +85,23 @@ std::int64_t unix_now() {
 }  // namespace
 
 struct LogTableSource::Impl {
+  static constexpr std::size_t kChunk = 5000;  // rows per intermediate commit
+  static constexpr const char* kPartialName = "log_tables.partial";  // window committed in part
+
   LogTableOptions o;
-  db::Connection db;
+  db::Connection db;      // reads the log tables, inside the snapshot
+  db::Connection lookup;  // id/name translations, references, civishare_applied (while streaming)
   db::Translator translator;
   Store& store;
   std::unique_ptr<WatermarkSampler> sampler;
   Clock::time_point next_reread = Clock::now();
 
-  Impl(LogTableOptions options, db::Connection connection, Store& s)
-      : o(std::move(options)), db(std::move(connection)), translator(db), store(s) {}
+  Impl(LogTableOptions options, db::Connection reader, db::Connection looker, Store& s)
+      : o(std::move(options)),
+        db(std::move(reader)),
+        lookup(std::move(looker)),
+        translator(lookup),
+        store(s) {}
 
   const TypeRegistry& registry() const { return o.registry ? *o.registry : TypeRegistry::builtin(); }
 
@@ -89,27 +128,30 @@ struct LogTableSource::Impl {
            std::to_string(to) + ")";
   }
 
-  // Rows come back in insertion order per table; order across tables by stamp, parents first.
-  std::vector<LogRow> order(const std::vector<db::Rows>& tables) const {
+  static LogRow make_row(const TypeDefinition* type, std::size_t t, const Columns& cols,
+                         const db::Row& r) {
+    LogRow lr;
+    lr.type = type;
+    lr.type_index = t;
+    const int ts_col = cols.find("civishare_ts");
+    const int action_col = cols.find("log_action");
+    lr.ts = ts_col < 0 ? 0 : std::stoll(r[static_cast<std::size_t>(ts_col)].value_or("0"));
+    lr.action = action_col < 0 ? "" : r[static_cast<std::size_t>(action_col)].value_or("");
+    lr.columns = &cols;
+    lr.row = &r;
+    return lr;
+  }
+
+  // Rows in the order scan() takes them: table by table (parents' table first), each in insertion
+  // order. `columns` receives one entry per table and must outlive the rows.
+  std::vector<LogRow> order(const std::vector<db::Rows>& tables, std::vector<Columns>& columns) const {
     std::vector<LogRow> rows;
+    columns.clear();
+    for (const auto& t : tables) columns.emplace_back(t.columns);
     for (std::size_t t = 0; t < tables.size(); ++t) {
-      const int ts_col = tables[t].index("civishare_ts");
-      const int action_col = tables[t].index("log_action");
-      for (const auto& r : tables[t].rows) {
-        LogRow lr;
-        lr.type = o.types[t];
-        lr.type_index = t;
-        lr.ts = ts_col < 0 ? 0 : std::stoll(r[static_cast<std::size_t>(ts_col)].value_or("0"));
-        lr.action = action_col < 0 ? "" : r[static_cast<std::size_t>(action_col)].value_or("");
-        lr.rows = &tables[t];
-        lr.row = &r;
-        rows.push_back(lr);
-      }
+      for (const auto& r : tables[t].rows) rows.push_back(make_row(o.types[t], t, columns[t], r));
     }
-    std::stable_sort(rows.begin(), rows.end(), [](const LogRow& a, const LogRow& b) {
-      return a.ts != b.ts ? a.ts < b.ts : a.type_index < b.type_index;
-    });
-    return rows;
+    return rows;  // table by table, parents' table first: the order scan() streams them in
   }
 
   // The images capture works against: the store (or, for replay, the log table) plus what this
@@ -131,7 +173,7 @@ struct LogTableSource::Impl {
     auto img = image(images, def, id);
     if (!img) return img.error();
     if (*img) return (*img)->entity_reference;
-    return db::global_reference(db, o.node, def.table, id);
+    return db::global_reference(lookup, o.node, def.table, id);
   }
 
   // The row as an image in wire form (ids translated to names).
@@ -218,7 +260,7 @@ struct LogTableSource::Impl {
     OutboxEntry entry;
     auto conn = lr.get("log_conn_id");
     if (auto apply_id = conn ? db::apply_id_from_marker(*conn) : std::nullopt) {
-      auto applied = db.query(
+      auto applied = lookup.query(
           "SELECT change_id, chain, came_from, change_timestamp FROM civishare_applied "
           "WHERE apply_id = " + std::to_string(*apply_id));
       if (!applied) return applied.error();
@@ -250,20 +292,72 @@ struct LogTableSource::Impl {
     return images;
   }
 
-  // Row counts of `rows`, added to what the store already has.
-  Result<std::map<std::string, std::uint32_t>> counted(const std::vector<LogRow>& rows) {
-    std::map<std::string, std::uint32_t> counts;
-    for (const auto& r : rows) {
-      const std::string key = Store::row_key(r.ts, r.hash());
-      auto it = counts.find(key);
-      if (it == counts.end()) {
-        auto stored = store.row_count(key);
-        if (!stored) return stored.error();
-        it = counts.emplace(key, *stored).first;
+  // Streams [from, to) of every captured log table, parents' table first, and takes each row
+  // whose occurrence count exceeds what the store has seen for identical rows: new rows, and in
+  // the trailing part rows that appeared stamped in the past. With `process`, the rows become
+  // change records; without, they are only counted (the baseline of history). Commits every
+  // kChunk rows (records, images and counts together: a crash resumes where it stopped, nothing
+  // twice) and finally the cursor `to`. Run inside the reader's snapshot.
+  Status scan(std::int64_t from, std::int64_t to, std::int64_t new_from, bool process,
+              PollResult& result) {
+    std::unordered_map<std::uint64_t, std::pair<std::uint32_t, std::uint32_t>> seen;
+    Images images = store_images();
+    CaptureBatch batch;
+    std::size_t in_chunk = 0;
+    // Rows at or after new_from were never counted, unless an earlier scan of this very window
+    // committed some chunks and then stopped (crash): the partial marker says so. Only then, and
+    // for the trailing part, does each row need a look-up.
+    const std::string partial = std::to_string(new_from);
+    auto marker = store.cursor(kPartialName);
+    if (!marker) return marker.error();
+    const bool resuming = *marker && **marker == partial;
+    auto flush = [&](bool final) -> Status {
+      for (auto& [key, img] : images.pending) batch.images.emplace_back(key, std::move(img));
+      images.pending.clear();
+      batch.more_cursors.emplace_back(kPartialName, final ? std::string() : partial);
+      if (final) {
+        batch.cursor_name = kCursorName;
+        batch.cursor = format_cursor(to);
       }
-      ++it->second;
+      result.records += batch.records.size();
+      auto s = store.commit_capture(std::move(batch));
+      batch = CaptureBatch{};
+      in_chunk = 0;
+      return s;
+    };
+    for (std::size_t t = 0; t < o.types.size(); ++t) {
+      const TypeDefinition* type = o.types[t];
+      std::vector<std::string> names;
+      Columns cols;
+      bool have_cols = false;
+      auto s = db.stream("SELECT *, UNIX_TIMESTAMP(log_date) AS civishare_ts FROM " + log_table(*type) +
+                             " WHERE " + window(from, to),
+                         names, [&](const db::Row& row) -> Status {
+                           if (!have_cols) {
+                             cols = Columns(names);
+                             have_cols = true;
+                           }
+                           LogRow lr = make_row(type, t, cols, row);
+                           auto& [stored, occurrences] = seen[lr.hash64()];
+                           const std::string key = Store::row_key(lr.ts, lr.hash());
+                           if (occurrences == 0 && (resuming || lr.ts < new_from)) {
+                             auto n = store.row_count(key);
+                             if (!n) return n.error();
+                             stored = *n;
+                           }
+                           if (++occurrences <= stored) return ok_status();  // seen before
+                           batch.row_counts.emplace_back(key, occurrences);
+                           if (process) {
+                             if (lr.ts < new_from) ++result.late_rows;
+                             else ++result.rows;
+                             if (auto m = map_row(lr, images, batch.records); !m) return m;
+                           }
+                           if (++in_chunk >= kChunk) return flush(false);
+                           return ok_status();
+                         });
+      if (!s) return s;
     }
-    return counts;
+    return flush(true);
   }
 
   Result<std::optional<std::int64_t>> cursor() {
@@ -289,7 +383,9 @@ Result<std::unique_ptr<LogTableSource>> LogTableSource::open(LogTableOptions opt
   if (!own_id) return own_id.error();
   const int interval = options.sample_interval_ms;
   const int lag = options.fallback_lag_s;
-  auto impl = std::make_unique<Impl>(std::move(options), std::move(*conn), store);
+  auto looker = db::Connection::open(connection);
+  if (!looker) return looker.error();
+  auto impl = std::make_unique<Impl>(std::move(options), std::move(*conn), std::move(*looker), store);
   auto sampler = WatermarkSampler::start(connection, {std::stoull(own_id->value_or("0"))},
                                          interval, lag);
   if (!sampler) return sampler.error();
@@ -335,20 +431,14 @@ Result<std::int64_t> LogTableSource::ensure_cursor() {
   if (*current) return **current;
   auto w = current_watermark();
   if (!w) return w.error();
-  // History is not shared by capture (that is `snapshot`): mark the horizon's rows as seen.
+  // History is not shared by capture (that is `snapshot`): count the horizon's rows as seen.
   if (auto s = impl_->db.exec("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY"); !s) {
     return s.error();
   }
-  auto tables = impl_->read(Impl::window(*w - impl_->o.reread_horizon_s, *w));
+  PollResult ignored;
+  auto s = impl_->scan(*w - impl_->o.reread_horizon_s, *w, *w, false, ignored);
   (void)impl_->db.exec("COMMIT");
-  if (!tables) return tables.error();
-  auto counts = impl_->counted(impl_->order(*tables));
-  if (!counts) return counts.error();
-  CaptureBatch batch;
-  batch.cursor_name = kCursorName;
-  batch.cursor = format_cursor(*w);
-  batch.row_counts.assign(counts->begin(), counts->end());
-  if (auto s = impl_->store.commit_capture(std::move(batch)); !s) return s.error();
+  if (!s) return s.error();
   return *w;
 }
 
@@ -363,66 +453,24 @@ Result<PollResult> LogTableSource::poll() {
   const bool reread = Clock::now() >= impl_->next_reread;
   if (to == *from && !reread) return result;
 
-  // One consistent snapshot across every captured log table, for both reads.
+  // One consistent snapshot across every captured log table; the trailing re-read, when due,
+  // is the same scan started `reread_horizon_s` earlier.
+  const std::int64_t scan_from = reread ? *from - impl_->o.reread_horizon_s : *from;
   auto& db = impl_->db;
   if (auto s = db.exec("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY"); !s) return s.error();
-  Result<std::vector<db::Rows>> fresh = std::vector<db::Rows>{};
-  if (to > *from) fresh = impl_->read(Impl::window(*from, to));
-  Result<std::vector<db::Rows>> trailing = std::vector<db::Rows>{};
-  if (fresh && reread) {
-    trailing = impl_->read(Impl::window(*from - impl_->o.reread_horizon_s, *from));
-  }
+  auto s = impl_->scan(scan_from, to, *from, true, result);
   (void)db.exec("COMMIT");
-  if (!fresh) return fresh.error();
-  if (!trailing) return trailing.error();
-
-  std::vector<LogRow> rows = impl_->order(*fresh);
-  result.rows = rows.size();
-  auto counts = impl_->counted(rows);
-  if (!counts) return counts.error();
-
-  // Late rows: more identical rows in the trailing window than capture has seen.
-  std::vector<LogRow> late;
-  if (reread) {
-    std::map<std::string, std::vector<LogRow>> by_key;
-    for (const auto& r : impl_->order(*trailing)) by_key[Store::row_key(r.ts, r.hash())].push_back(r);
-    for (auto& [key, same] : by_key) {
-      auto seen = impl_->store.row_count(key);
-      if (!seen) return seen.error();
-      if (same.size() > *seen) {
-        late.insert(late.end(), same.begin() + *seen, same.end());
-        (*counts)[key] = static_cast<std::uint32_t>(same.size());
-      }
-    }
-    std::stable_sort(late.begin(), late.end(), [](const LogRow& a, const LogRow& b) {
-      return a.ts != b.ts ? a.ts < b.ts : a.type_index < b.type_index;
-    });
-    result.late_rows = late.size();
-    if (!late.empty()) {
-      log_warn("capture", std::to_string(late.size()) +
-                              " log row(s) appeared stamped in the past (SET timestamp?); "
-                              "captured by the trailing re-read");
-    }
-  }
-
-  auto images = impl_->store_images();
-  CaptureBatch batch;
-  for (const auto* set : {&late, &rows}) {
-    for (const auto& r : *set) {
-      if (auto s = impl_->map_row(r, images, batch.records); !s) return s.error();
-    }
-  }
-  for (auto& [key, img] : images.pending) batch.images.emplace_back(key, std::move(img));
-  batch.row_counts.assign(counts->begin(), counts->end());
-  batch.cursor_name = kCursorName;
-  batch.cursor = format_cursor(to);
-  result.records = batch.records.size();
-  if (auto s = impl_->store.commit_capture(std::move(batch)); !s) return s.error();
+  if (!s) return s.error();
   result.watermark = to;
+  if (result.late_rows) {
+    log_warn("capture", std::to_string(result.late_rows) +
+                            " log row(s) appeared stamped in the past (SET timestamp?); captured "
+                            "by the trailing re-read");
+  }
   if (reread) {
     impl_->next_reread = Clock::now() + std::chrono::seconds(impl_->o.reread_interval_s);
-    if (auto s = impl_->store.prune_row_counts(*from - impl_->o.reread_horizon_s - 3600); !s) {
-      return s.error();
+    if (auto p = impl_->store.prune_row_counts(*from - impl_->o.reread_horizon_s - 3600); !p) {
+      return p.error();
     }
   }
   if (result.records) {
@@ -455,11 +503,8 @@ Result<std::vector<Change>> LogTableSource::replay(std::int64_t from, std::int64
     if (rows->rows.empty()) return std::optional<EntityImage>{};
     before_rows.push_back(std::move(*rows));
     const db::Rows& r = before_rows.back();
-    LogRow last;
-    last.type = &def;
-    last.rows = &r;
-    last.row = &r.rows.back();
-    last.action = last.get("log_action").value_or("");
+    Columns cols(r.columns);
+    LogRow last = Impl::make_row(&def, 0, cols, r.rows.back());
     if (last.action == "Delete") return std::optional<EntityImage>{};
     Impl::Images none;
     none.load = [](const TypeDefinition&, const std::string&) {
@@ -470,7 +515,8 @@ Result<std::vector<Change>> LogTableSource::replay(std::int64_t from, std::int64
     return std::optional<EntityImage>{std::move(*img)};
   };
   std::vector<OutboxEntry> records;
-  for (const auto& r : impl_->order(*tables)) {
+  std::vector<Columns> columns;
+  for (const auto& r : impl_->order(*tables, columns)) {
     if (auto s = impl_->map_row(r, images, records); !s) {
       (void)db.exec("COMMIT");
       return s.error();
@@ -505,14 +551,11 @@ Result<std::size_t> LogTableSource::snapshot(const std::vector<const TypeDefinit
   auto images = impl_->store_images();
   CaptureBatch batch;
   for (std::size_t t = 0; t < tables.size(); ++t) {
+    Columns cols(tables[t].columns);
     for (const auto& r : tables[t].rows) {
-      LogRow lr;
-      lr.type = types[t];
-      lr.type_index = t;
+      LogRow lr = Impl::make_row(types[t], t, cols, r);
       lr.ts = now;
       lr.action = "Initialization";
-      lr.rows = &tables[t];
-      lr.row = &r;
       if (auto s = impl_->map_row(lr, images, batch.records); !s) return s.error();
     }
   }

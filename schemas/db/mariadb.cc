@@ -95,6 +95,37 @@ Result<Rows> Connection::query(std::string_view sql) {
   return out;
 }
 
+Status Connection::stream(std::string_view sql, std::vector<std::string>& columns,
+                          const std::function<Status(const Row&)>& on_row) {
+  if (mysql_real_query(handle_, sql.data(), sql.size()) != 0) return error(sql);
+  MYSQL_RES* res = mysql_use_result(handle_);
+  if (!res) {
+    if (mysql_field_count(handle_) != 0) return error(sql);
+    return ok_status();
+  }
+  unsigned n = mysql_num_fields(res);
+  MYSQL_FIELD* fields = mysql_fetch_fields(res);
+  columns.clear();
+  for (unsigned i = 0; i < n; ++i) columns.emplace_back(fields[i].name);
+  Row r(n);
+  Status result = ok_status();
+  while (MYSQL_ROW row = mysql_fetch_row(res)) {
+    unsigned long* lengths = mysql_fetch_lengths(res);
+    for (unsigned i = 0; i < n; ++i) {
+      if (row[i]) r[i].emplace().assign(row[i], lengths[i]);
+      else r[i].reset();
+    }
+    result = on_row(r);
+    if (!result) break;
+  }
+  if (result && mysql_errno(handle_) != 0) result = error(sql);
+  mysql_free_result(res);  // drains what is left of the stream
+  while (mysql_next_result(handle_) == 0) {
+    if (MYSQL_RES* extra = mysql_store_result(handle_)) mysql_free_result(extra);
+  }
+  return result;
+}
+
 Result<Cell> Connection::scalar(std::string_view sql) {
   auto rows = query(sql);
   if (!rows) return rows.error();

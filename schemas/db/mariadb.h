@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -48,6 +49,11 @@ class Connection {
 
   Status exec(std::string_view sql);
   Result<Rows> query(std::string_view sql);
+  // Streams a result row by row (mysql_use_result): memory stays flat whatever the row count.
+  // `columns` is filled before the first call. A callback error stops the stream and is returned.
+  // No other query may run on this connection until stream() returns.
+  Status stream(std::string_view sql, std::vector<std::string>& columns,
+                const std::function<Status(const Row&)>& on_row);
   // The first column of the first row, or nullopt when there is no row or it is NULL.
   Result<Cell> scalar(std::string_view sql);
 

@@ -92,8 +92,16 @@ MariaDbServer::MariaDbServer(std::string tz) : tz_(std::move(tz)) {
   dir_ = ::mkdtemp(tmpl);
   fs::copy(template_datadir(), dir_ + "/data", fs::copy_options::recursive);
   socket_ = dir_ + "/mysqld.sock";
-  port_ = free_port();
-  start_process();
+  // free_port() can race with another process taking the port: try a few ports.
+  for (int attempt = 1;; ++attempt) {
+    port_ = free_port();
+    try {
+      start_process();
+      return;
+    } catch (const std::runtime_error&) {
+      if (attempt == 3) throw;
+    }
+  }
 }
 
 void MariaDbServer::start_process() {

@@ -1,6 +1,8 @@
 #include "transport/queue/store.h"
 
 #include <rocksdb/db.h>
+#include <rocksdb/filter_policy.h>
+#include <rocksdb/table.h>
 #include <rocksdb/options.h>
 #include <rocksdb/write_batch.h>
 
@@ -91,6 +93,12 @@ Result<std::unique_ptr<Store>> Store::open(const std::string& data_dir) {
   options.create_if_missing = true;
   options.max_open_files = 256;
   options.keep_log_file_num = 5;
+  // Bounded memory (the agent sits beside the database): two 16 MiB memtables at most.
+  options.write_buffer_size = 16 << 20;
+  options.max_write_buffer_number = 2;
+  rocksdb::BlockBasedTableOptions table;
+  table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));  // point look-ups of absent keys
+  options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
   rocksdb::DB* db = nullptr;
   auto s = rocksdb::DB::Open(options, data_dir + "/store", &db);
   if (!s.ok()) {
@@ -158,6 +166,7 @@ Status Store::commit_capture(CaptureBatch batch) {
       wb.Delete(kImage + key);
   }
   if (!batch.cursor_name.empty()) wb.Put(kCursor + batch.cursor_name, batch.cursor);
+  for (const auto& [name, value] : batch.more_cursors) wb.Put(kCursor + name, value);
   for (const auto& [key, count] : batch.row_counts) wb.Put(kRow + key, std::to_string(count));
   rocksdb::WriteOptions wo;
   wo.sync = true;

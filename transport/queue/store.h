@@ -71,6 +71,7 @@ struct CaptureBatch {
       images;  // key -> image (nullopt = erase)
   std::string cursor_name;
   std::string cursor;
+  std::vector<std::pair<std::string, std::string>> more_cursors;  // further name -> value
   // Log rows seen, as "<16 hex log ts>/<row hash>" -> how many identical rows (absolute count).
   std::vector<std::pair<std::string, std::uint32_t>> row_counts;
 };

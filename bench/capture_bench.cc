@@ -1,0 +1,129 @@
+// Capture speed on a generated CiviCRM log of N rows (default 1,000,000: 100,000 contacts
+// inserted, then updated 9 times each), next to `mariadb --quick -e "SELECT * FROM
+// log_civicrm_contact" > /dev/null` on the same server in the same run. Also peak RSS of this
+// process during capture and the database time of an idle poll with the log_date index.
+//
+//   build/bench/bench_capture [rows]
+#include <sys/resource.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <thread>
+
+#include "capture/log_table_source.h"
+#include "schemas/db/civishare_tables.h"
+#include "tests/support/mariadb_server.h"
+
+namespace {
+using namespace civishare;
+using Clock = std::chrono::steady_clock;
+
+double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+double cpu_seconds() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
+         static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
+}
+
+long peak_rss_mb() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return u.ru_maxrss / 1024;
+}
+
+void must(const Status& s, const char* what) {
+  if (!s) {
+    std::fprintf(stderr, "%s: %s\n", what, s.error().message.c_str());
+    std::exit(1);
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const long rows = argc > 1 ? std::stol(argv[1]) : 1000000;
+  const long contacts = std::max(1L, rows / 10);
+  testing::MariaDbServer server;
+  server.load_civicrm();
+  auto root = server.connect();
+  for (const auto& ddl : db::civishare_table_ddl()) must(root.exec(ddl), "ddl");
+
+  const std::string dir = server.dir() + "/agent";
+  std::filesystem::create_directories(dir);
+  auto store = std::move(*Store::open(dir));
+  LogTableOptions o;
+  o.node = "civi1";
+  o.types = {TypeRegistry::builtin().find("civishare.change.contact.base")};
+  o.reread_interval_s = 1000000;  // measure the main read, not the trailing re-read
+  auto source = LogTableSource::open(o, server.agent_options(), *store);
+  must(source ? ok_status() : Status(source.error()), "open");
+  must((*source)->ensure_cursor() ? ok_status() : Status(make_error(Errc::internal, "cursor")), "cursor");
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+
+  // Generate the log: contacts inserted, then updated; log rows written by the real triggers.
+  std::fprintf(stderr, "generating %ld log rows...\n", rows);
+  auto t = Clock::now();
+  must(root.exec("INSERT INTO civicrm_contact (contact_type, first_name, last_name, external_identifier) "
+                 "SELECT 'Individual', CONCAT('First', seq), CONCAT('Last', seq), CONCAT('X', seq) "
+                 "FROM seq_1_to_" + std::to_string(contacts)), "insert");
+  for (long k = 1; k * contacts < rows; ++k) {
+    must(root.exec("UPDATE civicrm_contact SET last_name = CONCAT('Last', id, '-', " + std::to_string(k) + ")"),
+         "update");
+  }
+  const long generated = std::stol(root.scalar("SELECT COUNT(*) FROM log_civicrm_contact")->value());
+  std::fprintf(stderr, "generated %ld rows in %.1f s\n", generated, since(t));
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+
+  // Reference: the raw read with the mariadb client.
+  t = Clock::now();
+  int rc = std::system(("mariadb --no-defaults -uroot --socket=" + server.socket() +
+                        " --quick -e 'SELECT * FROM civicrm.log_civicrm_contact' > /dev/null").c_str());
+  const double raw_s = since(t);
+  if (rc != 0) return 1;
+
+  const long rss_before = peak_rss_mb();
+  const double cpu_before = cpu_seconds();
+  t = Clock::now();
+  std::size_t records = 0;
+  for (;;) {
+    auto r = (*source)->poll();
+    must(r ? ok_status() : Status(r.error()), "poll");
+    records += r->records;
+    if (records >= static_cast<std::size_t>(generated)) break;
+    if (r->rows == 0) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  const double capture_s = since(t);
+  const double capture_cpu_s = cpu_seconds() - cpu_before;
+  const long rss_after = peak_rss_mb();
+
+  // Idle poll cost with the log_date index (what a sidecar pays twice a second).
+  must(root.exec("ALTER TABLE log_civicrm_contact ADD INDEX civishare_log_date (log_date)"), "index");
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+  (void)(*source)->poll();
+  const int idle_polls = 5;
+  double idle_total = 0;
+  for (int i = 0; i < idle_polls; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1000));  // one more second to read
+    auto p = Clock::now();
+    (void)(*source)->poll();
+    idle_total += since(p);
+  }
+  const double idle_ms = idle_total * 1000 / idle_polls;
+
+  std::printf("capture: %ld log rows of log_civicrm_contact (%ld contacts)\n", generated, contacts);
+  std::printf("%-52s %10s %12s\n", "", "seconds", "rows/s");
+  std::printf("%-52s %10.2f %12.0f\n", "civishare log-table capture (records committed)", capture_s,
+              generated / capture_s);
+  std::printf("%-52s %10.2f %12.0f\n", "reference: mariadb --quick SELECT * > /dev/null", raw_s,
+              generated / raw_s);
+  std::printf("capture / reference: %.2f (target <= 1.5); capture CPU in this process: %.2f s\n",
+              capture_s / raw_s, capture_cpu_s);
+  std::printf("peak RSS: %ld MB before capture, %ld MB after (target <= 200)\n", rss_before, rss_after);
+  std::printf("idle poll (an empty one-second window) with the log_date index: %.2f ms wall "
+              "(target <= 5 ms db time)\n", idle_ms);
+  std::printf("records: %zu\n", records);
+  return 0;
+}
