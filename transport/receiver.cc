@@ -98,7 +98,10 @@ const PeerLink* ChangeReceiver::authenticate(const HttpRequest& request, const P
 HttpResponse ChangeReceiver::hello(const HttpRequest& request) {
   HttpResponse failure;
   const PeerLink* peer = authenticate(request, nullptr, &failure);
-  if (!peer) return failure;
+  if (!peer) {
+    log_warn("receiver", "refused a hello: " + failure.body);
+    return failure;
+  }
   json::array accepts;
   for (const auto& t : peer->incoming) accepts.push_back(json::string(t));
   return json_response(200, json::object{{"node", node_}, {"accepts", std::move(accepts)}});
