@@ -3,8 +3,8 @@
 #include <algorithm>
 #include <boost/json.hpp>
 #include <chrono>
-#include <cstdio>
 #include <condition_variable>
+#include <cstdio>
 #include <filesystem>
 #include <mutex>
 #include <random>
@@ -128,8 +128,8 @@ namespace {
 struct Finding {
   bool problem = false;
   std::string what;
-  std::string fix;       // what to do about it
-  std::string fix_sql;   // SQL that fixes it, when there is one (init --add-indexes runs these)
+  std::string fix;      // what to do about it
+  std::string fix_sql;  // SQL that fixes it, when there is one (init --add-indexes runs these)
 };
 
 Result<std::vector<Finding>> database_findings(const Config& c, db::Connection& conn) {
@@ -137,8 +137,9 @@ Result<std::vector<Finding>> database_findings(const Config& c, db::Connection& 
   const std::string log_schema =
       c.database.log_schema.empty() ? c.database.schema : c.database.log_schema;
   for (const char* table : {"civishare_idmap", "civishare_applied"}) {
-    auto exists = conn.scalar("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = " +
-                              conn.quote(c.database.schema) + " AND TABLE_NAME = " + conn.quote(table));
+    auto exists =
+        conn.scalar("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = " +
+                    conn.quote(c.database.schema) + " AND TABLE_NAME = " + conn.quote(table));
     if (!exists) return exists.error();
     if (exists->value_or("0") == "0") {
       out.push_back({true, std::string(table) + " is missing", "run `civishare init`", ""});
@@ -155,21 +156,24 @@ Result<std::vector<Finding>> database_findings(const Config& c, db::Connection& 
                    "GRANT PROCESS ON *.* TO '" + c.database.user + "'@'<host>'", ""});
   }
   for (const auto* def : captured_types(c)) {
-    auto engine = conn.scalar("SELECT ENGINE FROM information_schema.TABLES WHERE TABLE_SCHEMA = " +
-                              conn.quote(log_schema) + " AND TABLE_NAME = " +
-                              conn.quote(def->log_table()));
+    auto engine =
+        conn.scalar("SELECT ENGINE FROM information_schema.TABLES WHERE TABLE_SCHEMA = " +
+                    conn.quote(log_schema) + " AND TABLE_NAME = " + conn.quote(def->log_table()));
     if (!engine) return engine.error();
     if (!*engine) {
       out.push_back({true, log_schema + "." + def->log_table() + " does not exist",
                      "enable CiviCRM's detailed logging (Administer > System Settings > Misc), or "
-                     "set database.log_schema if CIVICRM_LOGGING_DSN points elsewhere", ""});
+                     "set database.log_schema if CIVICRM_LOGGING_DSN points elsewhere",
+                     ""});
       continue;
     }
     if (**engine != "InnoDB") {
-      out.push_back({true, def->log_table() + " uses the " + **engine +
-                               " engine: not transactional, so rolled-back changes still appear "
-                               "and the table cannot be indexed",
-                     "migrate it with `cv api3 System.updatelogtables forceEngineMigration=1`", ""});
+      out.push_back({true,
+                     def->log_table() + " uses the " + **engine +
+                         " engine: not transactional, so rolled-back changes still appear "
+                         "and the table cannot be indexed",
+                     "migrate it with `cv api3 System.updatelogtables forceEngineMigration=1`",
+                     ""});
     }
     auto triggers = conn.scalar(
         "SELECT COUNT(*) FROM information_schema.TRIGGERS WHERE EVENT_OBJECT_SCHEMA = " +
@@ -177,23 +181,26 @@ Result<std::vector<Finding>> database_findings(const Config& c, db::Connection& 
         " AND ACTION_STATEMENT LIKE " + conn.quote("%" + def->log_table() + "%"));
     if (!triggers) return triggers.error();
     if (triggers->value_or("0") != "3") {
-      out.push_back({true, def->table + " has " + triggers->value_or("0") +
-                               " of 3 logging triggers: changes to it are not logged",
+      out.push_back({true,
+                     def->table + " has " + triggers->value_or("0") +
+                         " of 3 logging triggers: changes to it are not logged",
                      "rebuild them with `cv api4 System.flush triggers=1`", ""});
     }
-    auto indexed = conn.scalar(
-        "SELECT COUNT(*) FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = " +
-        conn.quote(log_schema) + " AND TABLE_NAME = " + conn.quote(def->log_table()) +
-        " AND COLUMN_NAME = 'log_date' AND SEQ_IN_INDEX = 1");
+    auto indexed =
+        conn.scalar("SELECT COUNT(*) FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = " +
+                    conn.quote(log_schema) + " AND TABLE_NAME = " + conn.quote(def->log_table()) +
+                    " AND COLUMN_NAME = 'log_date' AND SEQ_IN_INDEX = 1");
     if (!indexed) return indexed.error();
     if (indexed->value_or("0") == "0" && **engine == "InnoDB") {
-      out.push_back({true, def->log_table() + " has no index on log_date: every poll scans the whole table",
-                     "run `civishare init --add-indexes`",
-                     "ALTER TABLE " + db::Connection::quote_identifier(log_schema) + "." +
-                         db::Connection::quote_identifier(def->log_table()) +
-                         " ADD INDEX civishare_log_date (log_date)"});
+      out.push_back(
+          {true, def->log_table() + " has no index on log_date: every poll scans the whole table",
+           "run `civishare init --add-indexes`",
+           "ALTER TABLE " + db::Connection::quote_identifier(log_schema) + "." +
+               db::Connection::quote_identifier(def->log_table()) +
+               " ADD INDEX civishare_log_date (log_date)"});
     } else if (**engine == "InnoDB") {
-      out.push_back({false, def->log_table() + ": InnoDB, 3 triggers, indexed on log_date", "", ""});
+      out.push_back(
+          {false, def->log_table() + ": InnoDB, 3 triggers, indexed on log_date", "", ""});
     }
   }
   return out;
@@ -216,7 +223,8 @@ Status Agent::init(bool add_indexes) {
       if (auto s = conn->exec(f.fix_sql); !s) return s.error();
       log_info("init", "fixed: " + f.what);
     } else {
-      log_warn("init", f.what + "; " + f.fix + (f.fix_sql.empty() ? "" : " (or: " + f.fix_sql + ")"));
+      log_warn("init",
+               f.what + "; " + f.fix + (f.fix_sql.empty() ? "" : " (or: " + f.fix_sql + ")"));
     }
   }
   auto source = open_source(config_, *store_, captured_types(config_));
@@ -234,8 +242,10 @@ Result<bool> Agent::check() {
     std::printf("%s %s\n", f.problem ? "PROBLEM" : "ok     ", f.what.c_str());
     if (f.problem && !f.fix.empty()) std::printf("        fix: %s\n", f.fix.c_str());
   };
-  print({false, "configuration is valid (node " + config_.node.name + ", " +
-                    std::to_string(config_.peers.size()) + " peer(s))", "", ""});
+  print({false,
+         "configuration is valid (node " + config_.node.name + ", " +
+             std::to_string(config_.peers.size()) + " peer(s))",
+         "", ""});
   auto conn = connect(config_);
   if (!conn) {
     print({true, conn.error().message, "check [database] and that MariaDB is running", ""});
@@ -281,8 +291,9 @@ Result<std::size_t> Agent::snapshot(const std::string& type, const std::string& 
   }
   if (types.empty()) {
     return make_error(Errc::invalid_input,
-                      type.empty() ? "no peer receives any type from this node"
-                                   : "`" + type + "` is not a type any peer receives from this node");
+                      type.empty()
+                          ? "no peer receives any type from this node"
+                          : "`" + type + "` is not a type any peer receives from this node");
   }
   if (!peer.empty()) {
     bool known = false;
@@ -311,8 +322,8 @@ int Agent::run(bool once, std::atomic<bool>& stop) {
   server_options.body_limit = static_cast<std::size_t>(config_.receiver.body_limit_bytes);
   server_options.tls_cert_file = config_.receiver.tls_cert;
   server_options.tls_key_file = config_.receiver.tls_key;
-  auto server = HttpServer::start(server_options,
-                                  [&](const HttpRequest& r) { return receiver.handle(r); });
+  auto server =
+      HttpServer::start(server_options, [&](const HttpRequest& r) { return receiver.handle(r); });
   if (!server) {
     log_error("agent", server.error().message);
     return 1;
@@ -334,8 +345,10 @@ int Agent::run(bool once, std::atomic<bool>& stop) {
     auto dropped = store_->prune(peer_names, t.retention_hours * 3600,
                                  std::max<std::int64_t>(3600, 4 * t.timestamp_tolerance_s),
                                  t.loop_window_days * 86400);
-    if (!dropped) log_error("agent", "pruning the store: " + dropped.error().message);
-    else if (*dropped) log_debug("agent", "pruned " + std::to_string(*dropped) + " delivered record(s)");
+    if (!dropped)
+      log_error("agent", "pruning the store: " + dropped.error().message);
+    else if (*dropped)
+      log_debug("agent", "pruned " + std::to_string(*dropped) + " delivered record(s)");
   };
   auto next_prune = Clock::now();
 
@@ -386,7 +399,8 @@ int Agent::run(bool once, std::atomic<bool>& stop) {
   for (const auto& link : config_.links()) {
     senders.emplace_back([&, link] {
       SenderOptions sender_options;
-      sender_options.max_batch_changes = static_cast<std::size_t>(config_.transport.max_batch_changes);
+      sender_options.max_batch_changes =
+          static_cast<std::size_t>(config_.transport.max_batch_changes);
       sender_options.max_batch_bytes = static_cast<std::size_t>(config_.transport.max_batch_bytes);
       HttpSender sender(config_.node.name, link, *store_, sender_options);
       int failures = 0;
@@ -500,24 +514,29 @@ Status Agent::status(bool as_json) {
     if (!st) return st.error();
     // Before the first hello, count what our side would send.
     std::vector<std::string> accepts =
-        st->negotiated ? st->accepts : std::vector<std::string>(link.outgoing.begin(), link.outgoing.end());
-    auto backlog = store_->backlog(link.name, [&](const OutboxEntry& e) { return peer_gets(link, accepts, e); });
+        st->negotiated ? st->accepts
+                       : std::vector<std::string>(link.outgoing.begin(), link.outgoing.end());
+    auto backlog = store_->backlog(
+        link.name, [&](const OutboxEntry& e) { return peer_gets(link, accepts, e); });
     if (!backlog) return backlog.error();
     json::array sends, receives;
     for (const auto& t : link.outgoing) {
-      if (std::find(accepts.begin(), accepts.end(), t) != accepts.end()) sends.push_back(json::string(t));
+      if (std::find(accepts.begin(), accepts.end(), t) != accepts.end())
+        sends.push_back(json::string(t));
     }
     for (const auto& t : link.incoming) receives.push_back(json::string(t));
-    json::object p{{"name", link.name},
-                   {"url", link.url},
-                   {"negotiated", st->negotiated},
-                   {"sends", std::move(sends)},
-                   {"receives", std::move(receives)},
-                   {"queued", backlog->queued},
-                   {"oldest_queued_age_s", backlog->queued ? now - backlog->oldest_queued_at : 0},
-                   {"last_success_at", st->last_success_at ? json::value(utc_iso(st->last_success_at)) : nullptr},
-                   {"last_error", st->last_error.empty() ? json::value(nullptr) : json::value(st->last_error)},
-                   {"last_error_at", st->last_error_at ? json::value(utc_iso(st->last_error_at)) : nullptr}};
+    json::object p{
+        {"name", link.name},
+        {"url", link.url},
+        {"negotiated", st->negotiated},
+        {"sends", std::move(sends)},
+        {"receives", std::move(receives)},
+        {"queued", backlog->queued},
+        {"oldest_queued_age_s", backlog->queued ? now - backlog->oldest_queued_at : 0},
+        {"last_success_at",
+         st->last_success_at ? json::value(utc_iso(st->last_success_at)) : nullptr},
+        {"last_error", st->last_error.empty() ? json::value(nullptr) : json::value(st->last_error)},
+        {"last_error_at", st->last_error_at ? json::value(utc_iso(st->last_error_at)) : nullptr}};
     peers.push_back(std::move(p));
   }
   out["peers"] = std::move(peers);
@@ -530,7 +549,8 @@ Status Agent::status(bool as_json) {
   };
   std::printf("node %s, capture %s, cursor %s", config_.node.name.c_str(),
               config_.capture.source.c_str(), str(out["cursor"]).c_str());
-  if (out.contains("capture_lag_s")) std::printf(" (%s s behind)", str(out["capture_lag_s"]).c_str());
+  if (out.contains("capture_lag_s"))
+    std::printf(" (%s s behind)", str(out["capture_lag_s"]).c_str());
   std::printf("\ninbox: %s change(s) waiting to be applied\n", str(out["inbox"]).c_str());
   for (const auto& pv : out["peers"].as_array()) {
     const auto& p = pv.as_object();

@@ -9,8 +9,8 @@
 #include <set>
 #include <sstream>
 
-#include "schemas/log.h"
 #include "schemas/builtin_types.h"
+#include "schemas/log.h"
 #include "schemas/type_definition.h"
 #include "transport/webhook.h"
 
@@ -83,8 +83,7 @@ Status check_types(const TypeRegistry& registry, const std::string& key,
   for (const auto& t : types) {
     if (!registry.find(t)) {
       std::string known;
-      for (const auto& d : registry.all())
-        known += (known.empty() ? "" : ", ") + d.type;
+      for (const auto& d : registry.all()) known += (known.empty() ? "" : ", ") + d.type;
       return bad(key, "names unknown type `" + t + "` (known: " + known + ")");
     }
   }
@@ -134,8 +133,8 @@ Result<Config> parse_config(std::string_view text, const std::string& origin) {
     return make_error(Errc::invalid_config, origin + ": not valid TOML at " + where.str() + ": " +
                                                 std::string(e.description()));
   }
-  CIVISHARE_TRY(
-      only_keys(root, "", {"node", "database", "capture", "receiver", "transport", "applier", "peer"}));
+  CIVISHARE_TRY(only_keys(
+      root, "", {"node", "database", "capture", "receiver", "transport", "applier", "peer"}));
   Config c;
 
   const toml::table* node = section(root, "node");
@@ -178,8 +177,9 @@ Result<Config> parse_config(std::string_view text, const std::string& origin) {
   if (c.database.schema.empty()) return bad("database.schema", "must name the CiviCRM database");
 
   if (const toml::table* cap = section(root, "capture")) {
-    CIVISHARE_TRY(only_keys(*cap, "capture", {"source", "poll_interval_ms", "fallback_lag_s",
-                                               "reread_horizon_s", "reread_interval_s", "types_dir"}));
+    CIVISHARE_TRY(only_keys(*cap, "capture",
+                            {"source", "poll_interval_ms", "fallback_lag_s", "reread_horizon_s",
+                             "reread_interval_s", "types_dir"}));
     CIVISHARE_TRY(read(*cap, "capture", "source", c.capture.source));
     CIVISHARE_TRY(read(*cap, "capture", "poll_interval_ms", c.capture.poll_interval_ms));
     CIVISHARE_TRY(read(*cap, "capture", "fallback_lag_s", c.capture.fallback_lag_s));
@@ -188,8 +188,10 @@ Result<Config> parse_config(std::string_view text, const std::string& origin) {
     CIVISHARE_TRY(read(*cap, "capture", "types_dir", c.capture.types_dir));
   }
   if (c.capture.fallback_lag_s < 1) return bad("capture.fallback_lag_s", "must be at least 1");
-  if (c.capture.reread_horizon_s < 60) return bad("capture.reread_horizon_s", "must be at least 60");
-  if (c.capture.reread_interval_s < 1) return bad("capture.reread_interval_s", "must be at least 1");
+  if (c.capture.reread_horizon_s < 60)
+    return bad("capture.reread_horizon_s", "must be at least 60");
+  if (c.capture.reread_interval_s < 1)
+    return bad("capture.reread_interval_s", "must be at least 1");
   if (!c.capture.types_dir.empty()) {
     std::vector<std::string> texts = builtin_type_texts();
     std::error_code ec;
@@ -217,7 +219,8 @@ Result<Config> parse_config(std::string_view text, const std::string& origin) {
   }
 
   if (const toml::table* rec = section(root, "receiver")) {
-    CIVISHARE_TRY(only_keys(*rec, "receiver", {"listen", "tls_cert", "tls_key", "body_limit_bytes"}));
+    CIVISHARE_TRY(
+        only_keys(*rec, "receiver", {"listen", "tls_cert", "tls_key", "body_limit_bytes"}));
     CIVISHARE_TRY(read(*rec, "receiver", "listen", c.receiver.listen));
     CIVISHARE_TRY(read(*rec, "receiver", "tls_cert", c.receiver.tls_cert));
     CIVISHARE_TRY(read(*rec, "receiver", "tls_key", c.receiver.tls_key));
@@ -231,26 +234,28 @@ Result<Config> parse_config(std::string_view text, const std::string& origin) {
     return bad("receiver.body_limit_bytes", "must be between 4096 and 1073741824");
   }
   if (const toml::table* tr = section(root, "transport")) {
-    CIVISHARE_TRY(only_keys(*tr, "transport", {"max_batch_changes", "max_batch_bytes", "retention_hours",
-                                                "timestamp_tolerance_s", "loop_window_days"}));
+    CIVISHARE_TRY(only_keys(*tr, "transport",
+                            {"max_batch_changes", "max_batch_bytes", "retention_hours",
+                             "timestamp_tolerance_s", "loop_window_days"}));
     CIVISHARE_TRY(read(*tr, "transport", "max_batch_changes", c.transport.max_batch_changes));
     CIVISHARE_TRY(read(*tr, "transport", "max_batch_bytes", c.transport.max_batch_bytes));
     CIVISHARE_TRY(read(*tr, "transport", "retention_hours", c.transport.retention_hours));
-    CIVISHARE_TRY(read(*tr, "transport", "timestamp_tolerance_s", c.transport.timestamp_tolerance_s));
+    CIVISHARE_TRY(
+        read(*tr, "transport", "timestamp_tolerance_s", c.transport.timestamp_tolerance_s));
     CIVISHARE_TRY(read(*tr, "transport", "loop_window_days", c.transport.loop_window_days));
   }
   if (c.transport.max_batch_changes < 1 || c.transport.max_batch_changes > 10000) {
     return bad("transport.max_batch_changes", "must be between 1 and 10000");
   }
-  if (c.transport.max_batch_bytes < 4096) return bad("transport.max_batch_bytes", "must be at least 4096");
+  if (c.transport.max_batch_bytes < 4096)
+    return bad("transport.max_batch_bytes", "must be at least 4096");
   if (c.transport.retention_hours < 0) return bad("transport.retention_hours", "must be 0 or more");
   if (c.transport.timestamp_tolerance_s < 10 || c.transport.timestamp_tolerance_s > 86400) {
     return bad("transport.timestamp_tolerance_s", "must be between 10 and 86400");
   }
-  if (c.transport.loop_window_days < 1) return bad("transport.loop_window_days", "must be at least 1");
-  {
-  }
-  {
+  if (c.transport.loop_window_days < 1)
+    return bad("transport.loop_window_days", "must be at least 1");
+  {} {
     static const std::regex listen_re(R"(^([0-9.]+|\[[0-9a-fA-F:]+\]):([0-9]{1,5})$)");
     std::smatch m;
     if (!std::regex_match(c.receiver.listen, m, listen_re) || std::stoi(m[2]) > 65535) {
@@ -283,7 +288,8 @@ Result<Config> parse_config(std::string_view text, const std::string& origin) {
       const std::string where = "peer[" + std::to_string(i) + "]";
       const toml::table* pt = (*arr)[i].as_table();
       if (!pt) return bad(where, "must be a [[peer]] section");
-      CIVISHARE_TRY(only_keys(*pt, where, {"name", "url", "secret", "outgoing", "incoming", "ca_file"}));
+      CIVISHARE_TRY(
+          only_keys(*pt, where, {"name", "url", "secret", "outgoing", "incoming", "ca_file"}));
       Config::Peer p;
       CIVISHARE_TRY(read(*pt, where, "name", p.name));
       CIVISHARE_TRY(read(*pt, where, "url", p.url));

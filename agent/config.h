@@ -36,7 +36,7 @@ struct Config {
     int fallback_lag_s = 10;      // watermark lag when the PROCESS privilege is missing
     int reread_horizon_s = 7200;  // trailing re-read for rows stamped in the past
     int reread_interval_s = 60;
-    std::string types_dir;        // extra change-type definitions (*.json) beside the built-in ones
+    std::string types_dir;  // extra change-type definitions (*.json) beside the built-in ones
   } capture;
 
   // The built-in change types plus those in capture.types_dir. Pointers into it stay valid as
@@ -56,9 +56,9 @@ struct Config {
   struct Transport {
     std::int64_t max_batch_changes = 500;
     std::int64_t max_batch_bytes = 4 << 20;
-    std::int64_t retention_hours = 168;         // keep delivered outbox records this long (replay)
-    std::int64_t timestamp_tolerance_s = 300;   // webhook-timestamp window, both directions
-    std::int64_t loop_window_days = 30;         // how long processed signatures are remembered
+    std::int64_t retention_hours = 168;        // keep delivered outbox records this long (replay)
+    std::int64_t timestamp_tolerance_s = 300;  // webhook-timestamp window, both directions
+    std::int64_t loop_window_days = 30;        // how long processed signatures are remembered
   } transport;
 
   struct Applier {

@@ -98,7 +98,8 @@ int main(int argc, char** argv) {
     std::printf("%s\n", webhook::new_secret().c_str());
     return 0;
   }
-  static const std::set<std::string> verbs = {"init", "run", "cursor", "status", "check", "replay", "snapshot"};
+  static const std::set<std::string> verbs = {"init",  "run",    "cursor",  "status",
+                                              "check", "replay", "snapshot"};
   if (!verbs.count(verb)) return usage("unknown verb `" + verb + "`");
   if (verb == "replay" && from.empty()) return usage("`replay` needs --from CURSOR");
   if (config_path.empty()) return usage("`" + verb + "` needs --config FILE");

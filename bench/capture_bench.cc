@@ -19,7 +19,9 @@ namespace {
 using namespace civishare;
 using Clock = std::chrono::steady_clock;
 
-double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+double since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
 
 double cpu_seconds() {
   rusage u{};
@@ -60,27 +62,34 @@ int main(int argc, char** argv) {
   o.reread_interval_s = 1000000;  // measure the main read, not the trailing re-read
   auto source = LogTableSource::open(o, server.agent_options(), *store);
   must(source ? ok_status() : Status(source.error()), "open");
-  must((*source)->ensure_cursor() ? ok_status() : Status(make_error(Errc::internal, "cursor")), "cursor");
+  must((*source)->ensure_cursor() ? ok_status() : Status(make_error(Errc::internal, "cursor")),
+       "cursor");
   std::this_thread::sleep_for(std::chrono::milliseconds(1100));
 
   // Generate the log: contacts inserted, then updated; log rows written by the real triggers.
   std::fprintf(stderr, "generating %ld log rows...\n", rows);
   auto t = Clock::now();
-  must(root.exec("INSERT INTO civicrm_contact (contact_type, first_name, last_name, external_identifier) "
-                 "SELECT 'Individual', CONCAT('First', seq), CONCAT('Last', seq), CONCAT('X', seq) "
-                 "FROM seq_1_to_" + std::to_string(contacts)), "insert");
+  must(root.exec(
+           "INSERT INTO civicrm_contact (contact_type, first_name, last_name, external_identifier) "
+           "SELECT 'Individual', CONCAT('First', seq), CONCAT('Last', seq), CONCAT('X', seq) "
+           "FROM seq_1_to_" +
+           std::to_string(contacts)),
+       "insert");
   for (long k = 1; k * contacts < rows; ++k) {
-    must(root.exec("UPDATE civicrm_contact SET last_name = CONCAT('Last', id, '-', " + std::to_string(k) + ")"),
+    must(root.exec("UPDATE civicrm_contact SET last_name = CONCAT('Last', id, '-', " +
+                   std::to_string(k) + ")"),
          "update");
   }
-  const long generated = std::stol(root.scalar("SELECT COUNT(*) FROM log_civicrm_contact")->value());
+  const long generated =
+      std::stol(root.scalar("SELECT COUNT(*) FROM log_civicrm_contact")->value());
   std::fprintf(stderr, "generated %ld rows in %.1f s\n", generated, since(t));
   std::this_thread::sleep_for(std::chrono::milliseconds(1100));
 
   // Reference: the raw read with the mariadb client.
   t = Clock::now();
   int rc = std::system(("mariadb --no-defaults -uroot --socket=" + server.socket() +
-                        " --quick -e 'SELECT * FROM civicrm.log_civicrm_contact' > /dev/null").c_str());
+                        " --quick -e 'SELECT * FROM civicrm.log_civicrm_contact' > /dev/null")
+                           .c_str());
   const double raw_s = since(t);
   if (rc != 0) return 1;
 
@@ -100,7 +109,8 @@ int main(int argc, char** argv) {
   const long rss_after = peak_rss_mb();
 
   // Idle poll cost with the log_date index (what a sidecar pays twice a second).
-  must(root.exec("ALTER TABLE log_civicrm_contact ADD INDEX civishare_log_date (log_date)"), "index");
+  must(root.exec("ALTER TABLE log_civicrm_contact ADD INDEX civishare_log_date (log_date)"),
+       "index");
   std::this_thread::sleep_for(std::chrono::milliseconds(1100));
   (void)(*source)->poll();
   const int idle_polls = 5;
@@ -121,9 +131,12 @@ int main(int argc, char** argv) {
               generated / raw_s);
   std::printf("capture / reference: %.2f (target <= 1.5); capture CPU in this process: %.2f s\n",
               capture_s / raw_s, capture_cpu_s);
-  std::printf("peak RSS: %ld MB before capture, %ld MB after (target <= 200)\n", rss_before, rss_after);
-  std::printf("idle poll (an empty one-second window) with the log_date index: %.2f ms wall "
-              "(target <= 5 ms db time)\n", idle_ms);
+  std::printf("peak RSS: %ld MB before capture, %ld MB after (target <= 200)\n", rss_before,
+              rss_after);
+  std::printf(
+      "idle poll (an empty one-second window) with the log_date index: %.2f ms wall "
+      "(target <= 5 ms db time)\n",
+      idle_ms);
   std::printf("records: %zu\n", records);
   return 0;
 }

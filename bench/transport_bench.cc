@@ -68,7 +68,8 @@ double seconds_since(Clock::time_point t) {
 
 int main(int argc, char** argv) {
   const std::size_t n = argc > 1 ? std::stoul(argv[1]) : 100000;
-  const fs::path root = fs::temp_directory_path() / ("civishare-bench-" + std::to_string(::getpid()));
+  const fs::path root =
+      fs::temp_directory_path() / ("civishare-bench-" + std::to_string(::getpid()));
   fs::create_directories(root / "a");
   const std::string key = *webhook::key_from_secret(webhook::new_secret());
 
@@ -99,7 +100,8 @@ int main(int argc, char** argv) {
 
   Receiving b;
   start_receiver(b, root / "b", key);
-  PeerLink to_b{"civi2", "http://127.0.0.1:" + std::to_string(b.server->port()), key, {kBase}, {kBase}, ""};
+  PeerLink to_b{
+      "civi2", "http://127.0.0.1:" + std::to_string(b.server->port()), key, {kBase}, {kBase}, ""};
   HttpSender sender("civi1", to_b, *a);
   auto t0 = Clock::now();
   for (;;) {
@@ -141,7 +143,8 @@ int main(int argc, char** argv) {
 
   std::fflush(stderr);
   std::printf("transport: %zu changes, one sender to one receiver over loopback\n", n);
-  std::printf("%-34s %10s %12s %14s %12s\n", "", "seconds", "changes/s", "bytes/change", "requests");
+  std::printf("%-34s %10s %12s %14s %12s\n", "", "seconds", "changes/s", "bytes/change",
+              "requests");
   std::printf("%-34s %10.2f %12.0f %14.1f %12zu\n", "civishare HttpSender", sender_s,
               static_cast<double>(received) / sender_s, static_cast<double>(b.body_bytes) / n,
               b.requests.size());

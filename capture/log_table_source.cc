@@ -50,8 +50,10 @@ struct LogRow {
       std::string text = type->table;
       for (const auto& cell : *row) {
         text += '\x1f';
-        if (cell) text += *cell;
-        else text += '\x1e';
+        if (cell)
+          text += *cell;
+        else
+          text += '\x1e';
       }
       digest = sha512(text);
     }
@@ -74,7 +76,9 @@ struct LogRow {
   }
 };
 
-std::string image_key(const std::string& table, const std::string& id) { return table + "/" + id; }
+std::string image_key(const std::string& table, const std::string& id) {
+  return table + "/" + id;
+}
 
 std::int64_t unix_now() {
   return std::chrono::duration_cast<std::chrono::seconds>(
@@ -85,7 +89,7 @@ std::int64_t unix_now() {
 }  // namespace
 
 struct LogTableSource::Impl {
-  static constexpr std::size_t kChunk = 5000;  // rows per intermediate commit
+  static constexpr std::size_t kChunk = 5000;                        // rows per intermediate commit
   static constexpr const char* kPartialName = "log_tables.partial";  // window committed in part
 
   LogTableOptions o;
@@ -103,7 +107,9 @@ struct LogTableSource::Impl {
         translator(lookup),
         store(s) {}
 
-  const TypeRegistry& registry() const { return o.registry ? *o.registry : TypeRegistry::builtin(); }
+  const TypeRegistry& registry() const {
+    return o.registry ? *o.registry : TypeRegistry::builtin();
+  }
 
   std::string log_table(const TypeDefinition& def) const {
     std::string prefix =
@@ -144,7 +150,8 @@ struct LogTableSource::Impl {
 
   // Rows in the order scan() takes them: table by table (parents' table first), each in insertion
   // order. `columns` receives one entry per table and must outlive the rows.
-  std::vector<LogRow> order(const std::vector<db::Rows>& tables, std::vector<Columns>& columns) const {
+  std::vector<LogRow> order(const std::vector<db::Rows>& tables,
+                            std::vector<Columns>& columns) const {
     std::vector<LogRow> rows;
     columns.clear();
     for (const auto& t : tables) columns.emplace_back(t.columns);
@@ -158,7 +165,8 @@ struct LogTableSource::Impl {
   // batch has changed so far.
   struct Images {
     std::map<std::string, std::optional<EntityImage>> pending;
-    std::function<Result<std::optional<EntityImage>>(const TypeDefinition&, const std::string&)> load;
+    std::function<Result<std::optional<EntityImage>>(const TypeDefinition&, const std::string&)>
+        load;
   };
 
   Result<std::optional<EntityImage>> image(Images& images, const TypeDefinition& def,
@@ -262,7 +270,8 @@ struct LogTableSource::Impl {
     if (auto apply_id = conn ? db::apply_id_from_marker(*conn) : std::nullopt) {
       auto applied = lookup.query(
           "SELECT change_id, chain, came_from, change_timestamp FROM civishare_applied "
-          "WHERE apply_id = " + std::to_string(*apply_id));
+          "WHERE apply_id = " +
+          std::to_string(*apply_id));
       if (!applied) return applied.error();
       if (!applied->rows.empty()) {
         const auto& a = applied->rows[0];
@@ -330,8 +339,8 @@ struct LogTableSource::Impl {
       std::vector<std::string> names;
       Columns cols;
       bool have_cols = false;
-      auto s = db.stream("SELECT *, UNIX_TIMESTAMP(log_date) AS civishare_ts FROM " + log_table(*type) +
-                             " WHERE " + window(from, to),
+      auto s = db.stream("SELECT *, UNIX_TIMESTAMP(log_date) AS civishare_ts FROM " +
+                             log_table(*type) + " WHERE " + window(from, to),
                          names, [&](const db::Row& row) -> Status {
                            if (!have_cols) {
                              cols = Columns(names);
@@ -348,8 +357,10 @@ struct LogTableSource::Impl {
                            if (++occurrences <= stored) return ok_status();  // seen before
                            batch.row_counts.emplace_back(key, occurrences);
                            if (process) {
-                             if (lr.ts < new_from) ++result.late_rows;
-                             else ++result.rows;
+                             if (lr.ts < new_from)
+                               ++result.late_rows;
+                             else
+                               ++result.rows;
                              if (auto m = map_row(lr, images, batch.records); !m) return m;
                            }
                            if (++in_chunk >= kChunk) return flush(false);
@@ -374,9 +385,8 @@ LogTableSource::LogTableSource(std::unique_ptr<Impl> impl)
     : impl_(std::move(impl)), sampler_(impl_->sampler.get()) {}
 LogTableSource::~LogTableSource() = default;
 
-Result<std::unique_ptr<LogTableSource>> LogTableSource::open(LogTableOptions options,
-                                                             const db::ConnectionOptions& connection,
-                                                             Store& store) {
+Result<std::unique_ptr<LogTableSource>> LogTableSource::open(
+    LogTableOptions options, const db::ConnectionOptions& connection, Store& store) {
   auto conn = db::Connection::open(connection);
   if (!conn) return conn.error();
   auto own_id = conn->scalar("SELECT CONNECTION_ID()");
@@ -385,9 +395,10 @@ Result<std::unique_ptr<LogTableSource>> LogTableSource::open(LogTableOptions opt
   const int lag = options.fallback_lag_s;
   auto looker = db::Connection::open(connection);
   if (!looker) return looker.error();
-  auto impl = std::make_unique<Impl>(std::move(options), std::move(*conn), std::move(*looker), store);
-  auto sampler = WatermarkSampler::start(connection, {std::stoull(own_id->value_or("0"))},
-                                         interval, lag);
+  auto impl =
+      std::make_unique<Impl>(std::move(options), std::move(*conn), std::move(*looker), store);
+  auto sampler =
+      WatermarkSampler::start(connection, {std::stoull(own_id->value_or("0"))}, interval, lag);
   if (!sampler) return sampler.error();
   impl->sampler = std::move(*sampler);
   return std::unique_ptr<LogTableSource>(new LogTableSource(std::move(impl)));
@@ -457,7 +468,8 @@ Result<PollResult> LogTableSource::poll() {
   // is the same scan started `reread_horizon_s` earlier.
   const std::int64_t scan_from = reread ? *from - impl_->o.reread_horizon_s : *from;
   auto& db = impl_->db;
-  if (auto s = db.exec("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY"); !s) return s.error();
+  if (auto s = db.exec("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY"); !s)
+    return s.error();
   auto s = impl_->scan(scan_from, to, *from, true, result);
   (void)db.exec("COMMIT");
   if (!s) return s.error();
@@ -483,7 +495,8 @@ Result<PollResult> LogTableSource::poll() {
 Result<std::vector<Change>> LogTableSource::replay(std::int64_t from, std::int64_t to,
                                                    bool dry_run) {
   auto& db = impl_->db;
-  if (auto s = db.exec("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY"); !s) return s.error();
+  if (auto s = db.exec("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY"); !s)
+    return s.error();
   auto tables = impl_->read(Impl::window(from, to));
   if (!tables) {
     (void)db.exec("COMMIT");
@@ -493,12 +506,12 @@ Result<std::vector<Change>> LogTableSource::replay(std::int64_t from, std::int64
   std::vector<db::Rows> before_rows;
   before_rows.reserve(4096);
   Impl::Images images;
-  images.load = [&](const TypeDefinition& def, const std::string& id)
-      -> Result<std::optional<EntityImage>> {
+  images.load = [&](const TypeDefinition& def,
+                    const std::string& id) -> Result<std::optional<EntityImage>> {
     auto rows = db.query("SELECT *, UNIX_TIMESTAMP(log_date) AS civishare_ts FROM " +
-                         impl_->log_table(def) + " WHERE " + db::Connection::quote_identifier(def.key) +
-                         " = " + db.quote(id) + " AND log_date < FROM_UNIXTIME(" +
-                         std::to_string(from) + ")");
+                         impl_->log_table(def) + " WHERE " +
+                         db::Connection::quote_identifier(def.key) + " = " + db.quote(id) +
+                         " AND log_date < FROM_UNIXTIME(" + std::to_string(from) + ")");
     if (!rows) return rows.error();
     if (rows->rows.empty()) return std::optional<EntityImage>{};
     before_rows.push_back(std::move(*rows));
@@ -536,7 +549,8 @@ Result<std::vector<Change>> LogTableSource::replay(std::int64_t from, std::int64
 Result<std::size_t> LogTableSource::snapshot(const std::vector<const TypeDefinition*>& types,
                                              const std::string& only_to) {
   auto& db = impl_->db;
-  if (auto s = db.exec("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY"); !s) return s.error();
+  if (auto s = db.exec("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY"); !s)
+    return s.error();
   std::vector<db::Rows> tables;
   for (const auto* def : types) {
     auto rows = db.query("SELECT * FROM " + db::Connection::quote_identifier(def->table));

@@ -15,17 +15,23 @@ void WatermarkTracker::observe(const WatermarkSample& s) {
   }
   // A pre-existing transaction is over once its thread neither executes nor holds a transaction.
   for (auto it = preexisting_.begin(); it != preexisting_.end();) {
-    if (!s.transactions.count(*it) && !s.executing.count(*it)) it = preexisting_.erase(it);
-    else ++it;
+    if (!s.transactions.count(*it) && !s.executing.count(*it))
+      it = preexisting_.erase(it);
+    else
+      ++it;
   }
   for (const auto& [id, start] : s.executing) {
     auto it = memory_.find(id);
-    if (it == memory_.end()) memory_[id] = start;
-    else it->second = std::min(it->second, start);
+    if (it == memory_.end())
+      memory_[id] = start;
+    else
+      it->second = std::min(it->second, start);
   }
   for (auto it = memory_.begin(); it != memory_.end();) {
-    if (!s.executing.count(it->first) && !s.transactions.count(it->first)) it = memory_.erase(it);
-    else ++it;
+    if (!s.executing.count(it->first) && !s.transactions.count(it->first))
+      it = memory_.erase(it);
+    else
+      ++it;
   }
   double low = s.now;
   if (!s.has_process) low = s.now - fallback_lag_s_;

@@ -104,8 +104,8 @@ Status HttpSender::negotiate() {
   if (!r) return r.error();
   if (r->status != 200) {
     return make_error(Errc::peer_rejected, "peer `" + peer_.name + "` answered HTTP " +
-                                               std::to_string(r->status) + " to hello: " +
-                                               r->body.substr(0, 300));
+                                               std::to_string(r->status) +
+                                               " to hello: " + r->body.substr(0, 300));
   }
   boost::system::error_code ec;
   json::value v = json::parse(r->body, ec);
@@ -127,7 +127,8 @@ Status HttpSender::negotiate() {
   if (types != state_.accepts || !state_.negotiated) {
     std::string list;
     for (const auto& t : peer_.outgoing) {
-      if (std::find(types.begin(), types.end(), t) != types.end()) list += (list.empty() ? "" : ", ") + t;
+      if (std::find(types.begin(), types.end(), t) != types.end())
+        list += (list.empty() ? "" : ", ") + t;
     }
     log_info("sender", "peer `" + peer_.name + "` gets: " + (list.empty() ? "nothing" : list));
   }
@@ -212,8 +213,7 @@ Result<std::size_t> HttpSender::send_batch() {
   state_.last_success_at = unix_now();
   state_.last_error.clear();
   if (auto s = store_.set_peer_state(peer_.name, state_); !s) return s.error();
-  log_debug("sender", "delivered " + std::to_string(count) + " change(s) to `" +
-                          peer_.name + "`");
+  log_debug("sender", "delivered " + std::to_string(count) + " change(s) to `" + peer_.name + "`");
   return consumed;
 }
 

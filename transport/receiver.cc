@@ -118,8 +118,8 @@ HttpResponse ChangeReceiver::changes(const HttpRequest& request) {
     if (p.name == msg->sender) claimed = &p;
   }
   if (msg->raw_changes.size() > kMaxChangesPerMessage) {
-    return error_response(413, "more than " + std::to_string(kMaxChangesPerMessage) +
-                                   " changes in one message");
+    return error_response(
+        413, "more than " + std::to_string(kMaxChangesPerMessage) + " changes in one message");
   }
   if (!claimed) {
     return error_response(403, "unknown sender `" + msg->sender + "`: add it as a [[peer]]");
@@ -234,8 +234,8 @@ struct HttpServer::Impl {
       HttpResponse out;
       bool keep_alive = false;
       if (ec == http::error::body_limit) {
-        out = error_response(413, "body larger than " + std::to_string(options.body_limit) +
-                                      " bytes");
+        out = error_response(413,
+                             "body larger than " + std::to_string(options.body_limit) + " bytes");
       } else if (ec == http::error::end_of_stream || ec == beast::error::timeout ||
                  ec == asio::error::eof || ec == asio::error::connection_reset ||
                  ec == asio::ssl::error::stream_truncated) {

@@ -112,8 +112,10 @@ Status Connection::stream(std::string_view sql, std::vector<std::string>& column
   while (MYSQL_ROW row = mysql_fetch_row(res)) {
     unsigned long* lengths = mysql_fetch_lengths(res);
     for (unsigned i = 0; i < n; ++i) {
-      if (row[i]) r[i].emplace().assign(row[i], lengths[i]);
-      else r[i].reset();
+      if (row[i])
+        r[i].emplace().assign(row[i], lengths[i]);
+      else
+        r[i].reset();
     }
     result = on_row(r);
     if (!result) break;

@@ -22,7 +22,8 @@ using testing::MariaDbServer;
 // "operation reference name=to name=to" for each change, in outbox order.
 std::string describe(const Change& c) {
   std::string out = std::string(to_string(c.operation)) + " " + c.entity_reference;
-  for (const auto& a : c.attribute_changes) out += " " + a.name + "=" + boost::json::serialize(a.to);
+  for (const auto& a : c.attribute_changes)
+    out += " " + a.name + "=" + boost::json::serialize(a.to);
   return out;
 }
 
@@ -130,8 +131,10 @@ class LogTableCapture : public ::testing::TestWithParam<std::string> {
     auto c = connect();
     std::vector<std::string> ids;
     for (int i = 0; i < n; ++i) {
-      EXPECT_TRUE(c.exec("INSERT INTO civicrm_contact (contact_type, first_name, last_name) VALUES "
-                         "('Individual', 'F', 'L" + std::to_string(i) + "')"));
+      EXPECT_TRUE(
+          c.exec("INSERT INTO civicrm_contact (contact_type, first_name, last_name) VALUES "
+                 "('Individual', 'F', 'L" +
+                 std::to_string(i) + "')"));
       ids.push_back(std::to_string(c.last_insert_id()));
     }
     capture_until_now();
@@ -173,25 +176,31 @@ class LogTableCapture : public ::testing::TestWithParam<std::string> {
 namespace civishare {
 namespace {
 
-std::vector<std::string> LogTableCapture::builtin_texts() { return builtin_type_texts(); }
+std::vector<std::string> LogTableCapture::builtin_texts() {
+  return builtin_type_texts();
+}
 
 TEST_P(LogTableCapture, CreateUpdateTrashDeleteOnlySharedColumns) {
   auto c = connect();
-  ASSERT_TRUE(c.exec("INSERT INTO civicrm_contact (contact_type, first_name, last_name, gender_id, "
-                     "birth_date, hash) VALUES ('Individual', 'Karl', 'Müller', 2, '1980-05-17', 'h1')"));
+  ASSERT_TRUE(
+      c.exec("INSERT INTO civicrm_contact (contact_type, first_name, last_name, gender_id, "
+             "birth_date, hash) VALUES ('Individual', 'Karl', 'Müller', 2, '1980-05-17', 'h1')"));
   const std::string ref = "civi1-" + std::to_string(c.last_insert_id());
   const std::string where = " WHERE id = " + std::to_string(c.last_insert_id());
   ASSERT_TRUE(c.exec("UPDATE civicrm_contact SET first_name = 'Carl'" + where));
-  ASSERT_TRUE(c.exec("UPDATE civicrm_contact SET hash = 'h2', display_name = 'x'" + where));  // unshared
+  ASSERT_TRUE(
+      c.exec("UPDATE civicrm_contact SET hash = 'h2', display_name = 'x'" + where));  // unshared
   ASSERT_TRUE(c.exec("UPDATE civicrm_contact SET is_deleted = 1" + where));
   ASSERT_TRUE(c.exec("DELETE FROM civicrm_contact" + where));
   capture_until_now();
   EXPECT_EQ(described_in_order(),
             (std::vector<std::string>{
-                "create " + ref + " contact_type=\"Individual\" first_name=\"Karl\" last_name=\"Müller\" "
-                "gender_id:name=\"Male\" birth_date=\"1980-05-17\" is_deceased=false is_opt_out=false "
-                "do_not_email=false do_not_phone=false do_not_mail=false do_not_sms=false "
-                "do_not_trade=false is_deleted=false",
+                "create " + ref +
+                    " contact_type=\"Individual\" first_name=\"Karl\" last_name=\"Müller\" "
+                    "gender_id:name=\"Male\" birth_date=\"1980-05-17\" is_deceased=false "
+                    "is_opt_out=false "
+                    "do_not_email=false do_not_phone=false do_not_mail=false do_not_sms=false "
+                    "do_not_trade=false is_deleted=false",
                 "update " + ref + " first_name=\"Carl\"", "update " + ref + " is_deleted=true",
                 "delete " + ref}));
   // `from` comes from the last emitted image.
@@ -234,7 +243,8 @@ TEST_P(LogTableCapture, FiveThousandChangesFromFourConnectionsEachCapturedOnce) 
       auto c = connect();
       for (int i = 0; i < 1250; ++i) {
         (void)c.exec("UPDATE civicrm_contact SET last_name = 'w" + std::to_string(w) + "-" +
-                     std::to_string(i) + "' WHERE id = " + ids[static_cast<std::size_t>(w * 10 + i % 10)]);
+                     std::to_string(i) +
+                     "' WHERE id = " + ids[static_cast<std::size_t>(w * 10 + i % 10)]);
       }
     });
   }
@@ -247,15 +257,22 @@ TEST_P(LogTableCapture, FiveThousandChangesFromFourConnectionsEachCapturedOnce) 
 TEST_P(LogTableCapture, ContactWithEmailPhoneAddressInOneTransactionComesParentFirst) {
   auto c = connect();
   ASSERT_TRUE(c.exec("START TRANSACTION"));
-  ASSERT_TRUE(c.exec("INSERT INTO civicrm_contact (contact_type, first_name, last_name) VALUES "
-                     "('Individual', 'Ada', 'Lovelace')"));
+  ASSERT_TRUE(
+      c.exec("INSERT INTO civicrm_contact (contact_type, first_name, last_name) VALUES "
+             "('Individual', 'Ada', 'Lovelace')"));
   const std::string id = std::to_string(c.last_insert_id());
-  ASSERT_TRUE(c.exec("INSERT INTO civicrm_email (contact_id, location_type_id, email, is_primary) "
-                     "VALUES (" + id + ", 2, 'ada@example.org', 1)"));
-  ASSERT_TRUE(c.exec("INSERT INTO civicrm_phone (contact_id, location_type_id, phone, phone_type_id, "
-                     "is_primary) VALUES (" + id + ", 1, '+44 20 7946 0000', 2, 1)"));
-  ASSERT_TRUE(c.exec("INSERT INTO civicrm_address (contact_id, location_type_id, street_address, city, "
-                     "country_id, is_primary) VALUES (" + id + ", 1, '12 St James Sq', 'London', 1226, 1)"));
+  ASSERT_TRUE(
+      c.exec("INSERT INTO civicrm_email (contact_id, location_type_id, email, is_primary) "
+             "VALUES (" +
+             id + ", 2, 'ada@example.org', 1)"));
+  ASSERT_TRUE(
+      c.exec("INSERT INTO civicrm_phone (contact_id, location_type_id, phone, phone_type_id, "
+             "is_primary) VALUES (" +
+             id + ", 1, '+44 20 7946 0000', 2, 1)"));
+  ASSERT_TRUE(
+      c.exec("INSERT INTO civicrm_address (contact_id, location_type_id, street_address, city, "
+             "country_id, is_primary) VALUES (" +
+             id + ", 1, '12 St James Sq', 'London', 1226, 1)"));
   ASSERT_TRUE(c.exec("COMMIT"));
   capture_until_now();
   auto changes = outbox();
@@ -299,11 +316,11 @@ TEST_P(LogTableCapture, ReplayReEmitsExactlyTheChangesAfterACursor) {
   auto all = outbox();
   std::vector<Change> after(all.begin() + static_cast<std::ptrdiff_t>(before), all.end());
   ASSERT_EQ(after.size(), 3u);
-  auto replayed = source_->replay(*LogTableSource::parse_cursor(saved),
-                                  *LogTableSource::parse_cursor(*store_->cursor(LogTableSource::kCursorName).value()),
-                                  true);
+  auto replayed = source_->replay(
+      *LogTableSource::parse_cursor(saved),
+      *LogTableSource::parse_cursor(*store_->cursor(LogTableSource::kCursorName).value()), true);
   ASSERT_TRUE(replayed.ok()) << replayed.error().message;
-  EXPECT_EQ(*replayed, after);  // same ids, attributes, `from` values and signatures
+  EXPECT_EQ(*replayed, after);             // same ids, attributes, `from` values and signatures
   EXPECT_EQ(outbox().size(), all.size());  // a dry run queues nothing
 }
 
@@ -336,8 +353,11 @@ TEST_P(LogTableCapture, RowStampedAnHourInThePastIsCapturedOnceByTheReRead) {
   ASSERT_TRUE(c.exec("SET timestamp = UNIX_TIMESTAMP() - 3600"));
   ASSERT_TRUE(c.exec("UPDATE civicrm_contact SET last_name = 'past' WHERE id = " + ids[0]));
   auto other = connect();  // NOW() in `c` is the faked time
-  ASSERT_EQ(other.scalar("SELECT COUNT(*) FROM log_civicrm_contact WHERE log_date < NOW() - "
-                         "INTERVAL 50 MINUTE")->value(), "1");
+  ASSERT_EQ(other
+                .scalar("SELECT COUNT(*) FROM log_civicrm_contact WHERE log_date < NOW() - "
+                        "INTERVAL 50 MINUTE")
+                ->value(),
+            "1");
   for (int i = 0; i < 4; ++i) {  // several re-reads: still once
     std::this_thread::sleep_for(1100ms);
     capture_until_now();
@@ -353,8 +373,9 @@ TEST_P(LogTableCapture, HistoryBeforeTheStartIsNotCapturedButSnapshotSharesIt) {
   std::filesystem::remove_all(dir_);
   std::filesystem::create_directories(dir_);
   auto c = connect();
-  ASSERT_TRUE(c.exec("INSERT INTO civicrm_contact (contact_type, first_name, last_name) VALUES "
-                     "('Individual', 'Old', 'Timer')"));
+  ASSERT_TRUE(
+      c.exec("INSERT INTO civicrm_contact (contact_type, first_name, last_name) VALUES "
+             "('Individual', 'Old', 'Timer')"));
   const std::string ref = "civi1-" + std::to_string(c.last_insert_id());
   std::this_thread::sleep_for(2s);  // history: stamped before the first watermark
   store_ = std::move(*Store::open(dir_));
@@ -370,30 +391,36 @@ TEST_P(LogTableCapture, HistoryBeforeTheStartIsNotCapturedButSnapshotSharesIt) {
   ASSERT_EQ(outbox().size(), 1u);
   EXPECT_EQ(outbox()[0].operation, Operation::create);
   EXPECT_EQ(outbox()[0].entity_reference, ref);
-  EXPECT_EQ(*source_->snapshot({registry_->find("civishare.change.contact.base")}), 0u);  // nothing differs
+  EXPECT_EQ(*source_->snapshot({registry_->find("civishare.change.contact.base")}),
+            0u);  // nothing differs
 }
 
 TEST_P(LogTableCapture, AFifthTypeNeedsOnlyADefinitionFile) {
   auto c = connect();
   // civicrm_website, its log table and logging trigger, as CiviCRM generates them.
-  ASSERT_TRUE(c.exec("CREATE TABLE civicrm_website (id INT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY, "
-                     "contact_id INT UNSIGNED, url VARCHAR(255), website_type_id INT UNSIGNED) "
-                     "ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci"));
-  ASSERT_TRUE(c.exec("CREATE TABLE log_civicrm_website (id INT UNSIGNED, contact_id INT UNSIGNED, "
-                     "url VARCHAR(255), website_type_id INT UNSIGNED, log_date TIMESTAMP NOT NULL "
-                     "DEFAULT CURRENT_TIMESTAMP, log_conn_id VARCHAR(17), log_user_id INT, log_action "
-                     "ENUM('Initialization','Insert','Update','Delete')) ENGINE=InnoDB"));
-  ASSERT_TRUE(c.exec("CREATE TRIGGER civicrm_website_after_insert AFTER INSERT ON civicrm_website FOR "
-                     "EACH ROW INSERT INTO log_civicrm_website (id, contact_id, url, website_type_id, "
-                     "log_conn_id, log_user_id, log_action) VALUES (NEW.id, NEW.contact_id, NEW.url, "
-                     "NEW.website_type_id, COALESCE(@uniqueID, 'c_x'), @civicrm_user_id, 'insert')"));
+  ASSERT_TRUE(
+      c.exec("CREATE TABLE civicrm_website (id INT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY, "
+             "contact_id INT UNSIGNED, url VARCHAR(255), website_type_id INT UNSIGNED) "
+             "ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci"));
+  ASSERT_TRUE(
+      c.exec("CREATE TABLE log_civicrm_website (id INT UNSIGNED, contact_id INT UNSIGNED, "
+             "url VARCHAR(255), website_type_id INT UNSIGNED, log_date TIMESTAMP NOT NULL "
+             "DEFAULT CURRENT_TIMESTAMP, log_conn_id VARCHAR(17), log_user_id INT, log_action "
+             "ENUM('Initialization','Insert','Update','Delete')) ENGINE=InnoDB"));
+  ASSERT_TRUE(
+      c.exec("CREATE TRIGGER civicrm_website_after_insert AFTER INSERT ON civicrm_website FOR "
+             "EACH ROW INSERT INTO log_civicrm_website (id, contact_id, url, website_type_id, "
+             "log_conn_id, log_user_id, log_action) VALUES (NEW.id, NEW.contact_id, NEW.url, "
+             "NEW.website_type_id, COALESCE(@uniqueID, 'c_x'), @civicrm_user_id, 'insert')"));
   open_source({R"({"type": "civishare.change.contact.website", "entity": "Website",
       "table": "civicrm_website", "parent": {"column": "contact_id",
       "type": "civishare.change.contact.base", "context_key": "contact_reference"},
       "columns": [{"column": "url", "kind": "string"}]})"});
-  ASSERT_TRUE(c.exec("INSERT INTO civicrm_contact (contact_type, first_name) VALUES ('Individual', 'W')"));
+  ASSERT_TRUE(
+      c.exec("INSERT INTO civicrm_contact (contact_type, first_name) VALUES ('Individual', 'W')"));
   const std::string id = std::to_string(c.last_insert_id());
-  ASSERT_TRUE(c.exec("INSERT INTO civicrm_website (contact_id, url) VALUES (" + id + ", 'https://example.org')"));
+  ASSERT_TRUE(c.exec("INSERT INTO civicrm_website (contact_id, url) VALUES (" + id +
+                     ", 'https://example.org')"));
   capture_until_now();
   auto changes = outbox();
   ASSERT_EQ(changes.size(), 2u);
@@ -403,7 +430,10 @@ TEST_P(LogTableCapture, AFifthTypeNeedsOnlyADefinitionFile) {
 }
 
 INSTANTIATE_TEST_SUITE_P(ServerTimeZone, LogTableCapture, ::testing::Values("UTC", "IST-5:30"),
-                         [](const auto& info) { return info.param == "UTC" ? std::string("Utc") : std::string("UtcPlus0530"); });
+                         [](const auto& info) {
+                           return info.param == "UTC" ? std::string("Utc")
+                                                      : std::string("UtcPlus0530");
+                         });
 
 }  // namespace
 }  // namespace civishare

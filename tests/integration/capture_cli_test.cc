@@ -20,7 +20,8 @@ using namespace std::chrono_literals;
 
 std::string describe(const Change& c) {
   std::string out = std::string(to_string(c.operation)) + " " + c.entity_reference;
-  for (const auto& a : c.attribute_changes) out += " " + a.name + "=" + boost::json::serialize(a.to);
+  for (const auto& a : c.attribute_changes)
+    out += " " + a.name + "=" + boost::json::serialize(a.to);
   return out;
 }
 
@@ -30,8 +31,8 @@ class CaptureCli : public ::testing::Test {
     a_ = std::make_unique<TestNode>("civi1", 0);
     // A peer that never answers: everything stays in the outbox for the test to read.
     a_->configure({}, "",
-                  "[[peer]]\nname = \"civi2\"\nurl = \"http://127.0.0.1:" + std::to_string(free_port()) +
-                      "\"\nsecret = \"" + webhook::new_secret() +
+                  "[[peer]]\nname = \"civi2\"\nurl = \"http://127.0.0.1:" +
+                      std::to_string(free_port()) + "\"\nsecret = \"" + webhook::new_secret() +
                       "\"\noutgoing = [\"civishare.change.contact.base\"]\nincoming = []\n");
   }
   std::multiset<std::string> outbox() {
@@ -59,9 +60,11 @@ TEST_F(CaptureCli, KilledAtRandomMomentsTheUnionOfWhatWasCapturedIsExact) {
   std::vector<std::string> ids;
   std::multiset<std::string> expected;
   for (int i = 0; i < 40; ++i) {
-    ASSERT_TRUE(c.exec("INSERT INTO civicrm_contact (contact_type, last_name) VALUES ('Individual', 'L')"));
+    ASSERT_TRUE(
+        c.exec("INSERT INTO civicrm_contact (contact_type, last_name) VALUES ('Individual', 'L')"));
     ids.push_back(std::to_string(c.last_insert_id()));
-    expected.insert("create civi1-" + ids.back() + " contact_type=\"Individual\" last_name=\"L\" "
+    expected.insert("create civi1-" + ids.back() +
+                    " contact_type=\"Individual\" last_name=\"L\" "
                     "is_deceased=false is_opt_out=false do_not_email=false do_not_phone=false "
                     "do_not_mail=false do_not_sms=false do_not_trade=false is_deleted=false");
   }
@@ -77,7 +80,8 @@ TEST_F(CaptureCli, KilledAtRandomMomentsTheUnionOfWhatWasCapturedIsExact) {
       auto conn = a_->db().connect();
       for (int i = 0; i < 1250; ++i) {
         (void)conn.exec("UPDATE civicrm_contact SET last_name = 'w" + std::to_string(w) + "-" +
-                        std::to_string(i) + "' WHERE id = " + ids[static_cast<std::size_t>(w * 10 + i % 10)]);
+                        std::to_string(i) +
+                        "' WHERE id = " + ids[static_cast<std::size_t>(w * 10 + i % 10)]);
         if (i % 100 == 0) std::this_thread::sleep_for(300ms);  // spread over several seconds
       }
       --writers_left;
@@ -86,7 +90,8 @@ TEST_F(CaptureCli, KilledAtRandomMomentsTheUnionOfWhatWasCapturedIsExact) {
   std::mt19937 rng(12345);
   int kills = 0;
   while (writers_left > 0 || kills < 8) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(std::uniform_int_distribution<int>(200, 1200)(rng)));
+    std::this_thread::sleep_for(
+        std::chrono::milliseconds(std::uniform_int_distribution<int>(200, 1200)(rng)));
     a_->kill();
     ++kills;
     a_->start();
@@ -103,7 +108,8 @@ TEST_F(CaptureCli, KilledAtRandomMomentsTheUnionOfWhatWasCapturedIsExact) {
 TEST_F(CaptureCli, ReplayDryRunPrintsExactlyTheChangesAfterTheCursor) {
   a_->init();
   auto c = a_->db().connect();
-  ASSERT_TRUE(c.exec("INSERT INTO civicrm_contact (contact_type, last_name) VALUES ('Individual', 'One')"));
+  ASSERT_TRUE(
+      c.exec("INSERT INTO civicrm_contact (contact_type, last_name) VALUES ('Individual', 'One')"));
   const std::string id = std::to_string(c.last_insert_id());
   int rc = 0;
   civishare({"run", "--once"}, &rc);
@@ -156,8 +162,9 @@ TEST_F(CaptureCli, CheckSaysWhatToFixAndInitCanFixIndexes) {
 
 TEST_F(CaptureCli, SnapshotSharesWhatExistedBeforeInit) {
   auto c = a_->db().connect();
-  ASSERT_TRUE(c.exec("INSERT INTO civicrm_contact (contact_type, organization_name) VALUES "
-                     "('Organization', 'Alt e.V.'), ('Organization', 'Older e.V.')"));
+  ASSERT_TRUE(
+      c.exec("INSERT INTO civicrm_contact (contact_type, organization_name) VALUES "
+             "('Organization', 'Alt e.V.'), ('Organization', 'Older e.V.')"));
   std::this_thread::sleep_for(2s);
   a_->init();
   int rc = 0;

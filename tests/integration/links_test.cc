@@ -65,7 +65,8 @@ std::string raw_http(std::uint16_t port, const std::string& request, std::size_t
   ssize_t n;
   while ((n = ::recv(fd, buf, sizeof buf, 0)) > 0) {
     out.append(buf, static_cast<std::size_t>(n));
-    if (out.find("\r\n\r\n") != std::string::npos && out.find("Connection: close") == std::string::npos &&
+    if (out.find("\r\n\r\n") != std::string::npos &&
+        out.find("Connection: close") == std::string::npos &&
         out.find("connection: close") == std::string::npos) {
       // keep-alive answer: stop once the announced body is in
       auto cl = out.find("Content-Length: ");
@@ -92,7 +93,8 @@ Change sample_change(const std::string& type, const std::string& value) {
   c.entity = type == kEmail ? "Email" : "Contact";
   c.entity_reference = "civi1-999";
   c.operation = Operation::create;
-  c.attribute_changes = {{type == kEmail ? "email" : "last_name", std::nullopt, json::value(value)}};
+  c.attribute_changes = {
+      {type == kEmail ? "email" : "last_name", std::nullopt, json::value(value)}};
   c.context["contact_reference"] = "civi1-999";
   c.loop_detection = {change_signature(c, "civi1")};
   return c;
@@ -108,19 +110,23 @@ struct RawRequest {
   std::string content_type = "application/json";
   std::string body;
   std::string id = "msg-1";
-  std::string timestamp;       // "" = now
-  std::string signature;       // "" = computed with key
+  std::string timestamp;  // "" = now
+  std::string signature;  // "" = computed with key
   std::string key;
   bool sign = true;
   std::size_t content_length = 0;  // 0 = body.size()
 
   std::string text() const {
     std::string ts = timestamp.empty() ? std::to_string(unix_now()) : timestamp;
-    std::string out = method + " " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n";
+    std::string out =
+        method + " " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n";
     if (!content_type.empty()) out += "Content-Type: " + content_type + "\r\n";
     if (sign) {
       std::int64_t t = 0;
-      try { t = std::stoll(ts); } catch (...) {}
+      try {
+        t = std::stoll(ts);
+      } catch (...) {
+      }
       out += "webhook-id: " + id + "\r\nwebhook-timestamp: " + ts + "\r\nwebhook-signature: " +
              (signature.empty() ? webhook::sign(key, id, t, body) : signature) + "\r\n";
     }
@@ -157,12 +163,15 @@ TEST_F(Links, PeerDownWhileTenThousandChangesAreCapturedGetsAllOfThemOnceInOrder
   auto a = a_->db().connect();
   const auto written = std::chrono::steady_clock::now();
   // 2,500 contacts created, then each renamed three times: 10,000 changes.
-  ASSERT_TRUE(a.exec("INSERT INTO civicrm_contact (contact_type, first_name, last_name, "
-                     "external_identifier) SELECT 'Individual', CONCAT('F', seq, '-0'), "
-                     "CONCAT('L', seq), CONCAT('X', seq) FROM seq_1_to_2500"));
+  ASSERT_TRUE(
+      a.exec("INSERT INTO civicrm_contact (contact_type, first_name, last_name, "
+             "external_identifier) SELECT 'Individual', CONCAT('F', seq, '-0'), "
+             "CONCAT('L', seq), CONCAT('X', seq) FROM seq_1_to_2500"));
   for (int k = 1; k <= 3; ++k) {
-    ASSERT_TRUE(a.exec("UPDATE civicrm_contact SET first_name = CONCAT(SUBSTRING_INDEX(first_name, "
-                       "'-', 1), '-', " + std::to_string(k) + ")"));
+    ASSERT_TRUE(
+        a.exec("UPDATE civicrm_contact SET first_name = CONCAT(SUBSTRING_INDEX(first_name, "
+               "'-', 1), '-', " +
+               std::to_string(k) + ")"));
   }
   ASSERT_TRUE(wait_until([&] { return peer_status(*a_, "civi2").at("queued") == 10000; }, 60s))
       << a_->status_json();
@@ -193,10 +202,12 @@ TEST_F(Links, APeerGetsOnlyTheTypesBothSidesAgreeOn) {
   b_->start();
   auto a = a_->db().connect();
   ASSERT_TRUE(a.exec("START TRANSACTION"));
-  ASSERT_TRUE(a.exec("INSERT INTO civicrm_contact (contact_type, first_name, last_name) VALUES "
-                     "('Individual', 'Mia', 'Typed')"));
-  ASSERT_TRUE(a.exec("INSERT INTO civicrm_email (contact_id, location_type_id, email, is_primary) "
-                     "VALUES (LAST_INSERT_ID(), 1, 'mia@example.org', 1)"));
+  ASSERT_TRUE(
+      a.exec("INSERT INTO civicrm_contact (contact_type, first_name, last_name) VALUES "
+             "('Individual', 'Mia', 'Typed')"));
+  ASSERT_TRUE(
+      a.exec("INSERT INTO civicrm_email (contact_id, location_type_id, email, is_primary) "
+             "VALUES (LAST_INSERT_ID(), 1, 'mia@example.org', 1)"));
   ASSERT_TRUE(a.exec("COMMIT"));
   ASSERT_TRUE(wait_until([&] {
     return b_->query("SELECT COUNT(*) FROM civicrm_contact WHERE last_name = 'Typed'") == "1";
@@ -216,11 +227,13 @@ TEST_F(Links, OneWayLinkNeverCarriesTheOtherSidesChanges) {
   a_->start();
   b_->start();
   auto b = b_->db().connect();
-  ASSERT_TRUE(b.exec("INSERT INTO civicrm_contact (contact_type, first_name, last_name) VALUES "
-                     "('Individual', 'Only', 'OnB')"));
+  ASSERT_TRUE(
+      b.exec("INSERT INTO civicrm_contact (contact_type, first_name, last_name) VALUES "
+             "('Individual', 'Only', 'OnB')"));
   auto a = a_->db().connect();
-  ASSERT_TRUE(a.exec("INSERT INTO civicrm_contact (contact_type, first_name, last_name) VALUES "
-                     "('Individual', 'From', 'A')"));
+  ASSERT_TRUE(
+      a.exec("INSERT INTO civicrm_contact (contact_type, first_name, last_name) VALUES "
+             "('Individual', 'From', 'A')"));
   ASSERT_TRUE(wait_until([&] {
     return b_->query("SELECT COUNT(*) FROM civicrm_contact WHERE last_name = 'A'") == "1";
   }));
@@ -251,7 +264,8 @@ struct RecordingProxy {
     std::string url = "http://127.0.0.1:" + std::to_string(target_port) + r.target;
     curl_slist* h = nullptr;
     for (const auto& [k, v] : r.headers) {
-      if (k.rfind("webhook-", 0) == 0 || k == "content-type") h = curl_slist_append(h, (k + ": " + v).c_str());
+      if (k.rfind("webhook-", 0) == 0 || k == "content-type")
+        h = curl_slist_append(h, (k + ": " + v).c_str());
     }
     std::string body;
     curl_easy_setopt(c, CURLOPT_URL, url.c_str());
@@ -273,7 +287,8 @@ struct RecordingProxy {
 TEST_F(Links, ACapturedRequestReplayedByteForByteIsRefused) {
   RecordingProxy proxy;
   proxy.target_port = b_->port();
-  proxy.server = std::move(*HttpServer::start(ServerOptions{}, [&](const HttpRequest& r) { return proxy.forward(r); }));
+  proxy.server = std::move(
+      *HttpServer::start(ServerOptions{}, [&](const HttpRequest& r) { return proxy.forward(r); }));
   // A talks to B through the proxy.
   a_->configure({{Link{"civi2", secret_}, b_.get()}});
   b_->configure({{Link{"civi1", secret_}, a_.get()}});
@@ -285,16 +300,19 @@ TEST_F(Links, ACapturedRequestReplayedByteForByteIsRefused) {
     cfg = ss.str();
   }
   const std::string from = "127.0.0.1:" + std::to_string(b_->port()) + "\"";
-  cfg.replace(cfg.find(from), from.size(), "127.0.0.1:" + std::to_string(proxy.server->port()) + "\"");
+  cfg.replace(cfg.find(from), from.size(),
+              "127.0.0.1:" + std::to_string(proxy.server->port()) + "\"");
   write_file(a_->config_path(), cfg);
   a_->init();
   b_->init();
   a_->start();
   b_->start();
   auto a = a_->db().connect();
-  ASSERT_TRUE(a.exec("INSERT INTO civicrm_contact (contact_type, first_name, last_name) VALUES "
-                     "('Individual', 'Rita', 'Replay')"));
-  ASSERT_TRUE(wait_until([&] { return b_->query("SELECT COUNT(*) FROM civishare_applied") == "1"; }));
+  ASSERT_TRUE(
+      a.exec("INSERT INTO civicrm_contact (contact_type, first_name, last_name) VALUES "
+             "('Individual', 'Rita', 'Replay')"));
+  ASSERT_TRUE(
+      wait_until([&] { return b_->query("SELECT COUNT(*) FROM civishare_applied") == "1"; }));
   HttpRequest recorded;
   {
     std::lock_guard lock(proxy.mu);
@@ -315,7 +333,10 @@ TEST_F(Links, ACapturedRequestReplayedByteForByteIsRefused) {
 TEST_F(Links, HostileRequestsGetTheRight4xxAndChangeNothing) {
   link(Link{}, Link{}, "body_limit_bytes = 1048576\n");
   b_->start();
-  ASSERT_TRUE(wait_until([&] { return status_of(raw_http(b_->port(), "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")) == 200; }));
+  ASSERT_TRUE(wait_until([&] {
+    return status_of(raw_http(
+               b_->port(), "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")) == 200;
+  }));
   const std::string good = message_body({sample_change(kBase, "Hostile")});
   const std::string other_key = *webhook::key_from_secret(webhook::new_secret());
   std::string nested = "{\"id\":\"m\",\"payload\":{\"sender\":\"civi1\",\"changes\":[";
@@ -346,23 +367,38 @@ TEST_F(Links, HostileRequestsGetTheRight4xxAndChangeNothing) {
       {"garbage signature", make([](RawRequest& r) { r.signature = "v1,Zm9vYmFy"; }), 401},
       {"signature of another scheme", make([](RawRequest& r) { r.signature = "v2,abc"; }), 401},
       {"wrong secret", make([&](RawRequest& r) { r.key = other_key; }), 401},
-      {"timestamp 10 minutes old", make([](RawRequest& r) { r.timestamp = std::to_string(unix_now() - 600); }), 401},
-      {"timestamp 10 minutes ahead", make([](RawRequest& r) { r.timestamp = std::to_string(unix_now() + 600); }), 401},
+      {"timestamp 10 minutes old",
+       make([](RawRequest& r) { r.timestamp = std::to_string(unix_now() - 600); }), 401},
+      {"timestamp 10 minutes ahead",
+       make([](RawRequest& r) { r.timestamp = std::to_string(unix_now() + 600); }), 401},
       {"timestamp not a number", make([](RawRequest& r) { r.timestamp = "yesterday"; }), 400},
-      {"truncated JSON", make([&](RawRequest& r) { r.body = good.substr(0, good.size() / 2); }), 400},
+      {"truncated JSON", make([&](RawRequest& r) { r.body = good.substr(0, good.size() / 2); }),
+       400},
       {"empty body", make([](RawRequest& r) { r.body = ""; }), 400},
       {"JSON but not a message", make([](RawRequest& r) { r.body = "[1,2,3]"; }), 400},
       {"100 MB body", make([](RawRequest& r) { r.content_length = 100u << 20; }), 413, 2u << 20},
       {"wrong content type", make([](RawRequest& r) { r.content_type = "text/plain"; }), 415},
-      {"unknown type", make([](RawRequest& r) { r.body = message_body({sample_change("civishare.change.contact.tag", "x")}); }), 422},
-      {"type not accepted", make([](RawRequest& r) { r.body = message_body({sample_change(kEmail, "a@b.org")}); }), 422},
-      {"unknown sender", make([](RawRequest& r) { r.body = message_body({sample_change(kBase, "x")}, "civi9"); }), 403},
+      {"unknown type", make([](RawRequest& r) {
+         r.body = message_body({sample_change("civishare.change.contact.tag", "x")});
+       }),
+       422},
+      {"type not accepted",
+       make([](RawRequest& r) { r.body = message_body({sample_change(kEmail, "a@b.org")}); }), 422},
+      {"unknown sender",
+       make([](RawRequest& r) { r.body = message_body({sample_change(kBase, "x")}, "civi9"); }),
+       403},
       {"too many changes", make([&](RawRequest& r) { r.body = message_body(many); }), 413},
       {"invalid UTF-8", make([&](RawRequest& r) { r.body = bad_utf8; }), 400},
       {"deeply nested JSON", make([&](RawRequest& r) { r.body = nested; }), 400},
       {"wrong method", make([](RawRequest& r) { r.method = "PUT"; }), 405},
       {"unknown path", make([](RawRequest& r) { r.target = "/v1/admin"; }), 404},
-      {"hello with a wrong secret", make([&](RawRequest& r) { r.method = "GET"; r.target = "/v1/hello"; r.body = ""; r.key = other_key; }), 401},
+      {"hello with a wrong secret", make([&](RawRequest& r) {
+         r.method = "GET";
+         r.target = "/v1/hello";
+         r.body = "";
+         r.key = other_key;
+       }),
+       401},
   };
   for (const auto& c : cases) {
     std::string response = raw_http(b_->port(), c.req.text(), c.extra_body);
@@ -377,14 +413,19 @@ TEST_F(Links, HostileRequestsGetTheRight4xxAndChangeNothing) {
   RawRequest fine = make([](RawRequest&) {});
   fine.id = "msg-final";
   EXPECT_EQ(status_of(raw_http(b_->port(), fine.text())), 200);
-  ASSERT_TRUE(wait_until([&] { return b_->query("SELECT COUNT(*) FROM civishare_applied") == "1"; }));
+  ASSERT_TRUE(
+      wait_until([&] { return b_->query("SELECT COUNT(*) FROM civishare_applied") == "1"; }));
 }
 
 TEST_F(Links, HttpsWithAPrivateCa) {
   const std::string cert = b_->dir() + "/cert.pem", key = b_->dir() + "/key.pem";
   std::string out;
   ASSERT_EQ(run_command("openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=127.0.0.1 "
-                        "-addext subjectAltName=IP:127.0.0.1 -keyout " + key + " -out " + cert, &out), 0) << out;
+                        "-addext subjectAltName=IP:127.0.0.1 -keyout " +
+                            key + " -out " + cert,
+                        &out),
+            0)
+      << out;
   Link a_to_b;
   a_to_b.scheme = "https";
   a_to_b.ca_file = cert;
@@ -392,8 +433,9 @@ TEST_F(Links, HttpsWithAPrivateCa) {
   a_->start();
   b_->start();
   auto a = a_->db().connect();
-  ASSERT_TRUE(a.exec("INSERT INTO civicrm_contact (contact_type, first_name, last_name) VALUES "
-                     "('Individual', 'Tess', 'Tls')"));
+  ASSERT_TRUE(
+      a.exec("INSERT INTO civicrm_contact (contact_type, first_name, last_name) VALUES "
+             "('Individual', 'Tess', 'Tls')"));
   ASSERT_TRUE(wait_until([&] {
     return b_->query("SELECT COUNT(*) FROM civicrm_contact WHERE last_name = 'Tls'") == "1";
   }));

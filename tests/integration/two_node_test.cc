@@ -30,8 +30,9 @@ class TwoNodes : public ::testing::Test {
   }
 
   static std::string log_rows(TestNode& n) {
-    return n.query("SELECT CONCAT((SELECT COUNT(*) FROM log_civicrm_contact), '/', "
-                   "(SELECT COUNT(*) FROM log_civicrm_email))");
+    return n.query(
+        "SELECT CONCAT((SELECT COUNT(*) FROM log_civicrm_contact), '/', "
+        "(SELECT COUNT(*) FROM log_civicrm_email))");
   }
 
   std::unique_ptr<TestNode> a_, b_;
@@ -52,15 +53,16 @@ TEST_F(TwoNodes, ContactLifecycleReachesTheOtherSideAndDoesNotPingPong) {
   // Created on B, mapped in B's idmap, ids translated by name (Male is 2 on A, 12 on B).
   std::string b_id;
   ASSERT_TRUE(wait_until([&] {
-    b_id = b_->query("SELECT local_id FROM civishare_idmap WHERE entity_table = "
-                     "'civicrm_contact' AND global_ref = '" +
-                         ref + "'");
+    b_id = b_->query(
+        "SELECT local_id FROM civishare_idmap WHERE entity_table = "
+        "'civicrm_contact' AND global_ref = '" +
+        ref + "'");
     return b_id != "NULL";
   })) << "contact never arrived on B";
   EXPECT_EQ(b_->query("SELECT CONCAT_WS('|', first_name, last_name, external_identifier, "
                       "gender_id, birth_date, do_not_email, display_name, sort_name) "
                       "FROM civicrm_contact WHERE id = " +
-                          b_id),
+                      b_id),
             "Karl|Müller|EXT-1|12|1980-05-17|1|Karl Müller|Müller, Karl");
 
   // Update name and external identifier on A.
@@ -69,17 +71,17 @@ TEST_F(TwoNodes, ContactLifecycleReachesTheOtherSideAndDoesNotPingPong) {
              "'EXT-2' WHERE id = " +
              a_id));
   ASSERT_TRUE(wait_until([&] {
-    return b_->query("SELECT CONCAT(first_name, '|', external_identifier) FROM "
-                     "civicrm_contact WHERE id = " +
-                         b_id) == "Carl|EXT-2";
+    return b_->query(
+               "SELECT CONCAT(first_name, '|', external_identifier) FROM "
+               "civicrm_contact WHERE id = " +
+               b_id) == "Carl|EXT-2";
   }));
 
   // The link is two-way: an edit on B reaches A, under A's own id.
   auto b = b_->db().connect();
   ASSERT_TRUE(b.exec("UPDATE civicrm_contact SET job_title = 'Treasurer' WHERE id = " + b_id));
   ASSERT_TRUE(wait_until([&] {
-    return a_->query("SELECT job_title FROM civicrm_contact WHERE id = " + a_id) ==
-           "Treasurer";
+    return a_->query("SELECT job_title FROM civicrm_contact WHERE id = " + a_id) == "Treasurer";
   }));
 
   // Trash on A.
@@ -90,16 +92,13 @@ TEST_F(TwoNodes, ContactLifecycleReachesTheOtherSideAndDoesNotPingPong) {
 
   // Delete on A: gone on B, and so is the mapping.
   ASSERT_TRUE(a.exec("DELETE FROM civicrm_contact WHERE id = " + a_id));
-  ASSERT_TRUE(wait_until([&] {
-    return b_->query("SELECT COUNT(*) FROM civicrm_contact WHERE id = " + b_id) == "0";
-  }));
+  ASSERT_TRUE(wait_until(
+      [&] { return b_->query("SELECT COUNT(*) FROM civicrm_contact WHERE id = " + b_id) == "0"; }));
   EXPECT_EQ(b_->query("SELECT COUNT(*) FROM civishare_idmap"), "0");
 
   // Each change was applied once on the side that received it.
-  EXPECT_EQ(b_->query("SELECT COUNT(*) FROM civishare_applied WHERE outcome = 'applied'"),
-            "4");
-  EXPECT_EQ(a_->query("SELECT COUNT(*) FROM civishare_applied WHERE outcome = 'applied'"),
-            "1");
+  EXPECT_EQ(b_->query("SELECT COUNT(*) FROM civishare_applied WHERE outcome = 'applied'"), "4");
+  EXPECT_EQ(a_->query("SELECT COUNT(*) FROM civishare_applied WHERE outcome = 'applied'"), "1");
 
   // No ping-pong: once everything arrived, neither side's log tables grow.
   const std::string a_rows = log_rows(*a_), b_rows = log_rows(*b_);
@@ -131,8 +130,9 @@ TEST_F(TwoNodes, WrongSecretKeepsChangesQueuedUntilFixed) {
   write_configs(secret_, secret_);
   a_->start();
   ASSERT_TRUE(wait_until([&] {
-    return b_->query("SELECT COUNT(*) FROM civicrm_contact WHERE last_name = "
-                     "'Mustermann'") == "1";
+    return b_->query(
+               "SELECT COUNT(*) FROM civicrm_contact WHERE last_name = "
+               "'Mustermann'") == "1";
   })) << "queued change was not delivered after fixing the secret";
 }
 
@@ -145,8 +145,9 @@ TEST_F(TwoNodes, RunOnceCatchesUpAndExits) {
   std::string out;
   EXPECT_EQ(run_civishare({"run", "--once", "--config", a_->config_path()}, &out), 0) << out;
   ASSERT_TRUE(wait_until([&] {
-    return b_->query("SELECT display_name FROM civicrm_contact WHERE contact_type = "
-                     "'Organization'") == "Verein e.V.";
+    return b_->query(
+               "SELECT display_name FROM civicrm_contact WHERE contact_type = "
+               "'Organization'") == "Verein e.V.";
   }));
   // With the peer down, --once exits 3 and keeps the change.
   b_->stop();
@@ -156,8 +157,9 @@ TEST_F(TwoNodes, RunOnceCatchesUpAndExits) {
   b_->start();
   EXPECT_EQ(run_civishare({"run", "--once", "--config", a_->config_path()}, &out), 0) << out;
   ASSERT_TRUE(wait_until([&] {
-    return b_->query("SELECT legal_name FROM civicrm_contact WHERE contact_type = "
-                     "'Organization'") == "Verein";
+    return b_->query(
+               "SELECT legal_name FROM civicrm_contact WHERE contact_type = "
+               "'Organization'") == "Verein";
   }));
 }
 

@@ -35,17 +35,21 @@ TestNode::~TestNode() {
 void TestNode::configure(const std::vector<std::pair<Link, const TestNode*>>& links,
                          const std::string& receiver_extra, const std::string& extra) {
   auto o = db_->agent_options();
-  std::string text = "[node]\nname = \"" + name_ + "\"\ndata_dir = \"" + dir_ + "/data\"\n\n"
-                     "[database]\nhost = \"127.0.0.1\"\nport = " + std::to_string(o.port) +
+  std::string text = "[node]\nname = \"" + name_ + "\"\ndata_dir = \"" + dir_ +
+                     "/data\"\n\n"
+                     "[database]\nhost = \"127.0.0.1\"\nport = " +
+                     std::to_string(o.port) +
                      "\nuser = \"civishare\"\npassword = \"civishare\"\nschema = \"civicrm\"\n\n"
                      "[capture]\nsource = \"log_tables\"\npoll_interval_ms = 200\n\n"
-                     "[receiver]\nlisten = \"127.0.0.1:" + std::to_string(port_) + "\"\n" +
-                     receiver_extra + "\n[applier]\nkind = \"sql\"\n\n";
+                     "[receiver]\nlisten = \"127.0.0.1:" +
+                     std::to_string(port_) + "\"\n" + receiver_extra +
+                     "\n[applier]\nkind = \"sql\"\n\n";
   for (const auto& [link, peer] : links) {
-    text += "[[peer]]\nname = \"" + link.peer + "\"\nurl = \"" + link.scheme + "://127.0.0.1:" +
-            std::to_string(peer->port()) + "\"\nsecret = \"" + link.secret + "\"\n" +
-            "outgoing = " + toml_list(link.outgoing) + "\nincoming = " + toml_list(link.incoming) +
-            "\n" + (link.ca_file.empty() ? "" : "ca_file = \"" + link.ca_file + "\"\n") + "\n";
+    text += "[[peer]]\nname = \"" + link.peer + "\"\nurl = \"" + link.scheme +
+            "://127.0.0.1:" + std::to_string(peer->port()) + "\"\nsecret = \"" + link.secret +
+            "\"\n" + "outgoing = " + toml_list(link.outgoing) +
+            "\nincoming = " + toml_list(link.incoming) + "\n" +
+            (link.ca_file.empty() ? "" : "ca_file = \"" + link.ca_file + "\"\n") + "\n";
   }
   write_file(config_path_, text + extra);
 }
@@ -61,7 +65,9 @@ void TestNode::start() {
                                           dir_ + "/agent.log");
 }
 
-int TestNode::stop() { return agent_ ? agent_->stop() : -1; }
+int TestNode::stop() {
+  return agent_ ? agent_->stop() : -1;
+}
 
 std::string TestNode::status_json() {
   std::string out;

@@ -37,10 +37,12 @@ class TestNode {
   // extra TOML appended to the [receiver] section and the end of the file.
   void configure(const std::vector<std::pair<Link, const TestNode*>>& links,
                  const std::string& receiver_extra = "", const std::string& extra = "");
-  void init();                      // civishare init; asserts success
-  void start();                     // civishare run in the background
-  int stop();                       // SIGTERM; the exit code
-  void kill() { if (agent_) agent_->kill(); }  // SIGKILL
+  void init();   // civishare init; asserts success
+  void start();  // civishare run in the background
+  int stop();    // SIGTERM; the exit code
+  void kill() {
+    if (agent_) agent_->kill();
+  }  // SIGKILL
   bool running() { return agent_ && agent_->running(); }
   std::string log() const { return agent_ ? agent_->log() : std::string(); }
   // `civishare status --json` output (the process's stdout+stderr).

@@ -144,7 +144,8 @@ TEST_F(ReceiverTest, ReplayedMessageIdIs409) {
 TEST_F(ReceiverTest, RefusesPerChangeNotPerBatch) {
   auto bad = change("civishare.change.contact.base", "Bad");
   bad.attribute_changes.push_back({"api_key", std::nullopt, json::value("secret")});
-  auto only_refused = receiver_->handle(request("m0", {change("civishare.change.contact.email", "x@b.org")}));
+  auto only_refused =
+      receiver_->handle(request("m0", {change("civishare.change.contact.email", "x@b.org")}));
   EXPECT_EQ(only_refused.status, 422);
   EXPECT_EQ(results(only_refused)[0].at("status"), "refused");
   auto r = receiver_->handle(request("m1", {change("civishare.change.contact.email", "a@b.org"),
@@ -187,12 +188,10 @@ TEST_F(ReceiverTest, HelloNamesTheNodeAndTheAcceptedTypes) {
 TEST(HttpServer, ServesOverLoopbackAndLimitsBodies) {
   ServerOptions options;
   options.body_limit = 1024;
-  auto server = HttpServer::start(
-      options,
-      [](const HttpRequest& r) {
-        return HttpResponse{200, "text/plain",
-                            r.method + " " + r.target + " " + std::to_string(r.body.size())};
-      });
+  auto server = HttpServer::start(options, [](const HttpRequest& r) {
+    return HttpResponse{200, "text/plain",
+                        r.method + " " + r.target + " " + std::to_string(r.body.size())};
+  });
   ASSERT_TRUE(server.ok()) << server.error().message;
   const std::string port = std::to_string((*server)->port());
   auto curl = [&](const std::string& args) {

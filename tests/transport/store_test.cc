@@ -91,9 +91,8 @@ TEST_F(StoreTest, BacklogCountsOnlyWhatThePeerGets) {
   b.records = {entry("base"), entry("email"), entry("base", "p"), entry("base")};
   ASSERT_TRUE(store_->commit_capture(std::move(b)));
   ASSERT_TRUE(store_->set_acked("p", 1));
-  auto backlog = store_->backlog("p", [](const OutboxEntry& e) {
-    return e.change.type == "base" && e.came_from != "p";
-  });
+  auto backlog = store_->backlog(
+      "p", [](const OutboxEntry& e) { return e.change.type == "base" && e.came_from != "p"; });
   ASSERT_TRUE(backlog.ok());
   EXPECT_EQ(backlog->acked, 1u);
   EXPECT_EQ(backlog->queued, 1u);

@@ -2,8 +2,8 @@
 
 #include <rocksdb/db.h>
 #include <rocksdb/filter_policy.h>
-#include <rocksdb/table.h>
 #include <rocksdb/options.h>
+#include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
 
 #include <chrono>
@@ -39,7 +39,6 @@ Error storage_error(const rocksdb::Status& s, const std::string& what) {
   return make_error(Errc::storage, what + ": " + s.ToString());
 }
 
-
 std::int64_t unix_now() {
   return std::chrono::duration_cast<std::chrono::seconds>(
              std::chrono::system_clock::now().time_since_epoch())
@@ -71,7 +70,8 @@ Result<Entry> decode_entry(std::uint64_t seq, const rocksdb::Slice& value) {
     if (auto* at = v.get_object().if_contains("at"); at && at->is_int64()) {
       e.queued_at = at->get_int64();
     }
-    if (auto* to = v.get_object().if_contains("to"); to && to->is_string()) e.only_to = to->get_string();
+    if (auto* to = v.get_object().if_contains("to"); to && to->is_string())
+      e.only_to = to->get_string();
   }
   return e;
 }
@@ -363,8 +363,10 @@ Result<PeerState> Store::peer_state(const std::string& peer) {
     }
   }
   if (auto* n = o.if_contains("negotiated"); n && n->is_bool()) st.negotiated = n->get_bool();
-  if (auto* x = o.if_contains("last_success_at"); x && x->is_int64()) st.last_success_at = x->get_int64();
-  if (auto* x = o.if_contains("last_error_at"); x && x->is_int64()) st.last_error_at = x->get_int64();
+  if (auto* x = o.if_contains("last_success_at"); x && x->is_int64())
+    st.last_success_at = x->get_int64();
+  if (auto* x = o.if_contains("last_error_at"); x && x->is_int64())
+    st.last_error_at = x->get_int64();
   if (auto* x = o.if_contains("last_error"); x && x->is_string()) st.last_error = x->get_string();
   return st;
 }
@@ -392,7 +394,8 @@ Result<std::uint64_t> Store::prune(const std::vector<std::string>& peers, std::i
   // Timestamped sets: values are the unix second they were written.
   for (auto [prefix, keep] : {std::pair{kMessage, message_id_s}, {kSeen, signature_s}}) {
     for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
-      if (std::strtoll(it->value().ToString().c_str(), nullptr, 10) < now - keep) wb.Delete(it->key());
+      if (std::strtoll(it->value().ToString().c_str(), nullptr, 10) < now - keep)
+        wb.Delete(it->key());
     }
   }
   if (!it->status().ok()) return storage_error(it->status(), "pruning");

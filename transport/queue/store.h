@@ -30,7 +30,7 @@ namespace civishare {
 struct OutboxEntry {
   std::uint64_t seq = 0;
   Change change;
-  std::string came_from;    // peer this change arrived from (never sent back there), or ""
+  std::string came_from;       // peer this change arrived from (never sent back there), or ""
   std::int64_t queued_at = 0;  // unix seconds when it entered the outbox (set by the store)
   std::string only_to;         // when set, only this peer gets it (snapshot --peer)
 };
@@ -47,8 +47,8 @@ struct PeerState {
 // The outbox as one peer sees it.
 struct PeerBacklog {
   std::uint64_t acked = 0;
-  std::uint64_t queued = 0;            // records after `acked` that this peer gets
-  std::int64_t oldest_queued_at = 0;   // queued_at of the first of them; 0 = none
+  std::uint64_t queued = 0;           // records after `acked` that this peer gets
+  std::int64_t oldest_queued_at = 0;  // queued_at of the first of them; 0 = none
 };
 
 struct InboxEntry {
