@@ -332,9 +332,7 @@ int Agent::run(bool once, std::atomic<bool>& stop) {
 
   const int poll_ms = config_.capture.poll_interval_ms;
   const auto capture_types = captured_types(config_);
-  const std::int64_t started = std::chrono::duration_cast<std::chrono::seconds>(
-                                   std::chrono::system_clock::now().time_since_epoch())
-                                   .count();
+  const std::int64_t started = unix_now();
   std::atomic<bool> capture_done{capture_types.empty()};
   Signal capture_signal;  // only ever woken for stop
 
@@ -495,9 +493,7 @@ namespace civishare {
 
 Status Agent::status(bool as_json) {
   namespace json = boost::json;
-  const std::int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
-                               std::chrono::system_clock::now().time_since_epoch())
-                               .count();
+  const std::int64_t now = unix_now();
   json::object out;
   out["node"] = config_.node.name;
   out["capture_source"] = config_.capture.source;

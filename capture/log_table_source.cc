@@ -80,11 +80,6 @@ std::string image_key(const std::string& table, const std::string& id) {
   return table + "/" + id;
 }
 
-std::int64_t unix_now() {
-  return std::chrono::duration_cast<std::chrono::seconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 }  // namespace
 

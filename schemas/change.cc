@@ -209,10 +209,14 @@ std::string utc_iso(std::int64_t unix_seconds) {
   return buf;
 }
 
+std::int64_t unix_now() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
 std::string utc_now_iso() {
-  return utc_iso(std::chrono::duration_cast<std::chrono::seconds>(
-                     std::chrono::system_clock::now().time_since_epoch())
-                     .count());
+  return utc_iso(unix_now());
 }
 
 }  // namespace civishare

@@ -69,6 +69,8 @@ struct ParsedMessage {
 };
 Result<ParsedMessage> parse_message(std::string_view body);
 
+// Seconds since the epoch, from the system clock.
+std::int64_t unix_now();
 // Current UTC time as ISO 8601 with a trailing Z, second resolution.
 std::string utc_now_iso();
 std::string utc_iso(std::int64_t unix_seconds);

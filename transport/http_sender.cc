@@ -38,14 +38,6 @@ bool peer_gets(const PeerLink& peer, const std::vector<std::string>& accepts,
   return std::find(accepts.begin(), accepts.end(), e.change.type) != accepts.end();
 }
 
-namespace {
-std::int64_t unix_now() {
-  return std::chrono::duration_cast<std::chrono::seconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-}  // namespace
-
 Result<HttpSender::Response> HttpSender::request(const std::string& path,
                                                  const std::string& message_id,
                                                  const std::string* body) {

@@ -32,11 +32,6 @@ std::string header(const HttpRequest& r, const std::string& name) {
   return it == r.headers.end() ? std::string() : it->second;
 }
 
-std::int64_t now_seconds() {
-  return std::chrono::duration_cast<std::chrono::seconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 // Checks a change against its type definition: known attributes, parent reference present.
 std::string validate(const Change& c, const TypeDefinition& def) {
@@ -86,7 +81,7 @@ const PeerLink* ChangeReceiver::authenticate(const HttpRequest& request, const P
   // With a claimed sender, only its key counts; otherwise (GET) the key that verifies names it.
   for (const auto& peer : peers_) {
     if (claimed && &peer != claimed) continue;
-    auto s = webhook::verify(peer.key, in, now_seconds(), tolerance_s_);
+    auto s = webhook::verify(peer.key, in, unix_now(), tolerance_s_);
     if (s) return &peer;
     last = s.error();
     if (last.code == Errc::invalid_input) break;

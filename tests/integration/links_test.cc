@@ -27,11 +27,6 @@ using namespace std::chrono_literals;
 const std::string kBase = "civishare.change.contact.base";
 const std::string kEmail = "civishare.change.contact.email";
 
-std::int64_t unix_now() {
-  return std::chrono::duration_cast<std::chrono::seconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 json::object peer_status(TestNode& n, const std::string& peer) {
   auto out = n.status_json();

@@ -39,11 +39,6 @@ Error storage_error(const rocksdb::Status& s, const std::string& what) {
   return make_error(Errc::storage, what + ": " + s.ToString());
 }
 
-std::int64_t unix_now() {
-  return std::chrono::duration_cast<std::chrono::seconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 std::string encode_entry(const Change& c, const std::string& came_from, std::int64_t at,
                          const std::string& only_to = "") {
