@@ -4,12 +4,16 @@
 #include <boost/json.hpp>
 #include <chrono>
 #include <condition_variable>
+#include <deque>
 #include <cstdio>
 #include <filesystem>
 #include <mutex>
+#include <unistd.h>
 #include <random>
 #include <thread>
 
+#include "agent/metrics.h"
+#include "agent/status_page.h"
 #include "appliers/sql_applier.h"
 #include "capture/log_table_source.h"
 #include "schemas/db/civishare_tables.h"
@@ -255,6 +259,34 @@ Result<bool> Agent::check() {
   auto findings = database_findings(config_, *conn);
   if (!findings) return findings.error();
   for (const auto& f : *findings) print(f);
+  // Peers: reachable, the secret accepted, and which of our types each takes.
+  // HttpSender needs a store; the hello touches none of it, so a throw-away one will do.
+  const std::string scratch = (std::filesystem::temp_directory_path() /
+                               ("civishare-check-" + std::to_string(::getpid()))).string();
+  std::filesystem::create_directories(scratch);
+  auto scratch_store = Store::open(scratch);
+  if (!scratch_store) {
+    print({true, "cannot check peers: " + scratch_store.error().message, "", ""});
+    return !problems;
+  }
+  for (const auto& link : config_.links()) {
+    HttpSender sender(config_.node.name, link, **scratch_store);
+    auto accepts = sender.hello();
+    if (!accepts) {
+      print({true, "peer " + link.name + ": " + accepts.error().message,
+             "check peer.url, that the peer runs, and that both sides have the same secret", ""});
+      continue;
+    }
+    std::string sends;
+    for (const auto& t : link.outgoing) {
+      if (std::find(accepts->begin(), accepts->end(), t) != accepts->end()) sends += (sends.empty() ? "" : ", ") + t;
+    }
+    print({false, "peer " + link.name + " reachable; it takes " + (sends.empty() ? "nothing" : sends) +
+                      " of what we send", "", ""});
+  }
+  scratch_store->reset();
+  std::error_code ec;
+  std::filesystem::remove_all(scratch, ec);
   return !problems;
 }
 
@@ -305,6 +337,102 @@ Result<std::size_t> Agent::snapshot(const std::string& type, const std::string& 
   return (*source)->snapshot(types, peer);
 }
 
+namespace {
+
+// What is stuck, one sentence each; empty = healthy (GET /healthz).
+std::vector<std::string> health(const boost::json::object& status, const Metrics& m, bool capturing,
+                                int poll_interval_ms) {
+  std::vector<std::string> out;
+  const std::int64_t now = unix_now();
+  const std::int64_t stale = std::max<std::int64_t>(15, 10 * poll_interval_ms / 1000);
+  if (capturing && m.capture.failing()) {
+    out.push_back("capture is failing: " + m.capture.last_error());
+  } else if (capturing && m.capture.last_ok_at > 0 && now - m.capture.last_ok_at > stale) {
+    out.push_back("capture has not completed a poll for " + std::to_string(now - m.capture.last_ok_at) + " s");
+  }
+  for (const auto& pv : status.at("peers").as_array()) {
+    const auto& p = pv.as_object();
+    if (p.at("failing").as_bool()) {
+      out.push_back("link to " + std::string(p.at("name").as_string()) + " is down (" +
+                    std::to_string(p.at("queued").to_number<std::int64_t>()) + " queued, oldest " +
+                    std::to_string(p.at("oldest_queued_age_s").to_number<std::int64_t>()) + " s): " +
+                    std::string(p.at("last_error").as_string()));
+    }
+  }
+  if (m.applier.failing()) {
+    out.push_back("applier is failing (" + std::to_string(status.at("inbox").to_number<std::int64_t>()) +
+                  " waiting in the inbox): " + m.applier.last_error());
+  }
+  return out;
+}
+
+// What `civishare status --json`, /status.json and /metrics report. Reads the store (and the
+// database for the apply counts, when reachable).
+Result<boost::json::object> status_object(const Config& config, Store& store) {
+  namespace json = boost::json;
+  const std::int64_t now = unix_now();
+  json::object out;
+  out["node"] = config.node.name;
+  out["capture_source"] = config.capture.source;
+  auto cur = store.cursor(LogTableSource::kCursorName);
+  if (!cur) return cur.error();
+  out["cursor"] = cur->value_or("");
+  if (*cur) {
+    if (auto w = LogTableSource::parse_cursor(**cur)) out["capture_lag_s"] = now - *w;
+  }
+  out["inbox"] = store.inbox_size();
+  auto loops = store.counter(Store::kLoopsDropped);
+  if (!loops) return loops.error();
+  out["loops_dropped"] = *loops;
+  if (auto conn = connect(config)) {
+    auto counts = conn->query("SELECT outcome, COUNT(*) FROM civishare_applied GROUP BY outcome");
+    if (counts) {
+      for (const char* k : {"applied", "unchanged", "refused"}) out[k] = 0;
+      for (const auto& r : counts->rows) {
+        if (r[0] && r[1] && out.contains(*r[0])) out[*r[0]] = std::stoll(*r[1]);
+      }
+    }
+  } else {
+    out["database_error"] = conn.error().message;
+  }
+  json::array peers;
+  for (const auto& link : config.links()) {
+    auto st = store.peer_state(link.name);
+    if (!st) return st.error();
+    // Before the first hello, count what our side would send.
+    std::vector<std::string> accepts =
+        st->negotiated ? st->accepts
+                       : std::vector<std::string>(link.outgoing.begin(), link.outgoing.end());
+    auto backlog = store.backlog(
+        link.name, [&](const OutboxEntry& e) { return peer_gets(link, accepts, e); });
+    if (!backlog) return backlog.error();
+    json::array sends, receives;
+    for (const auto& t : link.outgoing) {
+      if (std::find(accepts.begin(), accepts.end(), t) != accepts.end())
+        sends.push_back(json::string(t));
+    }
+    for (const auto& t : link.incoming) receives.push_back(json::string(t));
+    json::object p{
+        {"name", link.name},
+        {"url", link.url},
+        {"negotiated", st->negotiated},
+        {"sends", std::move(sends)},
+        {"receives", std::move(receives)},
+        {"queued", backlog->queued},
+        {"oldest_queued_age_s", backlog->queued ? now - backlog->oldest_queued_at : 0},
+        {"last_success_at",
+         st->last_success_at ? json::value(utc_iso(st->last_success_at)) : nullptr},
+        {"last_error", st->last_error.empty() ? json::value(nullptr) : json::value(st->last_error)},
+        {"last_error_at", st->last_error_at ? json::value(utc_iso(st->last_error_at)) : nullptr},
+        {"failing", st->last_error_at > st->last_success_at && backlog->queued > 0}};
+    peers.push_back(std::move(p));
+  }
+  out["peers"] = std::move(peers);
+  return out;
+}
+
+}  // namespace
+
 int Agent::run(bool once, std::atomic<bool>& stop) {
   const auto& types = config_.types;
   Signal outbox_signal;
@@ -322,8 +450,58 @@ int Agent::run(bool once, std::atomic<bool>& stop) {
   server_options.body_limit = static_cast<std::size_t>(config_.receiver.body_limit_bytes);
   server_options.tls_cert_file = config_.receiver.tls_cert;
   server_options.tls_key_file = config_.receiver.tls_key;
-  auto server =
-      HttpServer::start(server_options, [&](const HttpRequest& r) { return receiver.handle(r); });
+  std::vector<std::string> names;
+  for (const auto& pc : config_.peers) names.push_back(pc.name);
+  Metrics metrics(names);
+  std::mutex lag_mu;
+  std::deque<std::pair<std::int64_t, std::int64_t>> lag_history;  // (time, lag), last hour
+  const bool capturing = !captured_types(config_).empty();
+  auto live_status = [&]() -> Result<boost::json::object> {
+    auto out = status_object(config_, *store_);
+    if (!out) return out;
+    boost::json::array problems;
+    for (const auto& h : health(*out, metrics, capturing, config_.capture.poll_interval_ms)) {
+      problems.push_back(boost::json::string(h));
+    }
+    (*out)["health"] = std::move(problems);
+    boost::json::array lag;
+    {
+      std::lock_guard lock(lag_mu);
+      for (const auto& [t, l] : lag_history) lag.push_back(boost::json::array{t, l});
+    }
+    (*out)["lag_history"] = std::move(lag);
+    boost::json::array recent;
+    for (const auto& line : recent_problems()) recent.push_back(boost::json::string(line));
+    (*out)["recent_problems"] = std::move(recent);
+    return out;
+  };
+  auto route = [&](const HttpRequest& r) -> HttpResponse {
+    const std::string path = r.target.substr(0, r.target.find('?'));
+    const bool ops = path == "/" || path == "/status.json" || path == "/metrics";
+    if (ops && !r.from_loopback) {
+      return HttpResponse{403, "text/plain", "the status page and metrics are served to loopback clients only\n"};
+    }
+    if (path == "/healthz" || ops) {
+      auto st = live_status();
+      if (!st) return HttpResponse{503, "text/plain", st.error().message + "\n"};
+      if (path == "/healthz") {
+        const auto& problems = st->at("health").as_array();
+        std::string body;
+        for (const auto& pr : problems) body += std::string(pr.as_string()) + "\n";
+        return problems.empty() ? HttpResponse{200, "text/plain", "ok\n"}
+                                : HttpResponse{503, "text/plain", body};
+      }
+      if (path == "/metrics") {
+        return HttpResponse{200, "text/plain; version=0.0.4", metrics.render(*st)};
+      }
+      if (path == "/status.json") {
+        return HttpResponse{200, "application/json", boost::json::serialize(*st)};
+      }
+      return HttpResponse{200, "text/html; charset=utf-8", status_page_html()};
+    }
+    return receiver.handle(r);
+  };
+  auto server = HttpServer::start(server_options, route);
   if (!server) {
     log_error("agent", server.error().message);
     return 1;
@@ -371,6 +549,8 @@ int Agent::run(bool once, std::atomic<bool>& stop) {
       auto r = source->poll();
       if (!r) {
         log_error("capture", r.error().message);
+        metrics.capture_errors++;
+        metrics.capture.error(unix_now(), r.error().message);
         source.reset();  // reconnect: the connection may be gone
         if (once) {
           failed = true;
@@ -380,6 +560,8 @@ int Agent::run(bool once, std::atomic<bool>& stop) {
         continue;
       }
       failures = 0;
+      metrics.captured += r->records;
+      metrics.capture.ok(unix_now());
       if (r->records) outbox_signal.notify();
       if (Clock::now() >= next_prune) {
         prune();
@@ -400,6 +582,12 @@ int Agent::run(bool once, std::atomic<bool>& stop) {
       sender_options.max_batch_changes =
           static_cast<std::size_t>(config_.transport.max_batch_changes);
       sender_options.max_batch_bytes = static_cast<std::size_t>(config_.transport.max_batch_bytes);
+      Metrics::Peer& peer_metrics = *metrics.peers.at(link.name);
+      sender_options.on_delivered = [&](const std::vector<std::int64_t>& queued_at) {
+        const std::int64_t now = unix_now();
+        peer_metrics.sent += queued_at.size();
+        for (auto q : queued_at) metrics.capture_to_send.observe(static_cast<double>(now - q));
+      };
       HttpSender sender(config_.node.name, link, *store_, sender_options);
       int failures = 0;
       std::string last_error;
@@ -407,6 +595,7 @@ int Agent::run(bool once, std::atomic<bool>& stop) {
       while (!stop) {
         auto r = sender.send_once();
         if (!r) {
+          peer_metrics.send_errors++;
           if (r.error().message != last_error) {
             log_error("sender",
                       r.error().message + " (changes stay queued; retrying with backoff)");
@@ -448,12 +637,26 @@ int Agent::run(bool once, std::atomic<bool>& stop) {
           seen = inbox_signal.wait(seen, backoff_ms(failures++), stop);
           continue;
         }
-        applier = std::make_unique<SqlApplier>(SqlApplierOptions{config_.node.name},
-                                               std::move(*conn), *store_, types);
+        SqlApplierOptions applier_options;
+        applier_options.node = config_.node.name;
+        applier_options.on_outcome = [&](const InboxEntry& e, ApplyOutcome outcome) {
+          switch (outcome) {
+            case ApplyOutcome::applied: metrics.applied++; break;
+            case ApplyOutcome::unchanged: metrics.unchanged++; break;
+            case ApplyOutcome::refused: metrics.refused++; break;
+            case ApplyOutcome::already_applied: break;
+          }
+          if (e.received_at) {
+            metrics.receive_to_apply.observe(static_cast<double>(unix_now() - e.received_at));
+          }
+        };
+        applier = std::make_unique<SqlApplier>(applier_options, std::move(*conn), *store_, types);
       }
       auto r = applier->apply_pending();
       if (!r) {
         log_error("applier", r.error().message + "; the change stays in the inbox");
+        metrics.apply_errors++;
+        metrics.applier.error(unix_now(), r.error().message);
         applier.reset();
         if (once) {
           failed = true;
@@ -463,6 +666,7 @@ int Agent::run(bool once, std::atomic<bool>& stop) {
         continue;
       }
       failures = 0;
+      metrics.applier.ok(unix_now());
       if (*r > 0) continue;
       if (once) break;
       seen = inbox_signal.wait(seen, poll_ms, stop);
@@ -470,8 +674,24 @@ int Agent::run(bool once, std::atomic<bool>& stop) {
   });
 
   // Wake every sleeping loop as soon as a stop is requested (signal handlers only set the flag).
+  // It also samples the capture lag every 10 s for the status page's chart.
   std::thread stopper([&] {
-    while (!stop && !(once && finished)) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    auto next_sample = Clock::now();
+    while (!stop && !(once && finished)) {
+      if (Clock::now() >= next_sample) {
+        next_sample = Clock::now() + std::chrono::seconds(10);
+        auto cur = store_->cursor(LogTableSource::kCursorName);
+        if (cur && *cur) {
+          if (auto w = LogTableSource::parse_cursor(**cur)) {
+            const std::int64_t now = unix_now();
+            std::lock_guard lock(lag_mu);
+            lag_history.emplace_back(now, now - *w);
+            while (!lag_history.empty() && lag_history.front().first < now - 3600) lag_history.pop_front();
+          }
+        }
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
     capture_signal.notify();
     outbox_signal.notify();
     inbox_signal.notify();
@@ -491,51 +711,12 @@ int Agent::run(bool once, std::atomic<bool>& stop) {
 
 namespace civishare {
 
+
 Status Agent::status(bool as_json) {
   namespace json = boost::json;
-  const std::int64_t now = unix_now();
-  json::object out;
-  out["node"] = config_.node.name;
-  out["capture_source"] = config_.capture.source;
-  auto cur = store_->cursor(LogTableSource::kCursorName);
-  if (!cur) return cur.error();
-  out["cursor"] = cur->value_or("");
-  if (*cur) {
-    if (auto w = LogTableSource::parse_cursor(**cur)) out["capture_lag_s"] = now - *w;
-  }
-  out["inbox"] = store_->inbox_size();
-  json::array peers;
-  for (const auto& link : config_.links()) {
-    auto st = store_->peer_state(link.name);
-    if (!st) return st.error();
-    // Before the first hello, count what our side would send.
-    std::vector<std::string> accepts =
-        st->negotiated ? st->accepts
-                       : std::vector<std::string>(link.outgoing.begin(), link.outgoing.end());
-    auto backlog = store_->backlog(
-        link.name, [&](const OutboxEntry& e) { return peer_gets(link, accepts, e); });
-    if (!backlog) return backlog.error();
-    json::array sends, receives;
-    for (const auto& t : link.outgoing) {
-      if (std::find(accepts.begin(), accepts.end(), t) != accepts.end())
-        sends.push_back(json::string(t));
-    }
-    for (const auto& t : link.incoming) receives.push_back(json::string(t));
-    json::object p{
-        {"name", link.name},
-        {"url", link.url},
-        {"negotiated", st->negotiated},
-        {"sends", std::move(sends)},
-        {"receives", std::move(receives)},
-        {"queued", backlog->queued},
-        {"oldest_queued_age_s", backlog->queued ? now - backlog->oldest_queued_at : 0},
-        {"last_success_at",
-         st->last_success_at ? json::value(utc_iso(st->last_success_at)) : nullptr},
-        {"last_error", st->last_error.empty() ? json::value(nullptr) : json::value(st->last_error)},
-        {"last_error_at", st->last_error_at ? json::value(utc_iso(st->last_error_at)) : nullptr}};
-    peers.push_back(std::move(p));
-  }
-  out["peers"] = std::move(peers);
+  auto object = status_object(config_, *store_);
+  if (!object) return object.error();
+  json::object& out = *object;
   if (as_json) {
     std::printf("%s\n", json::serialize(out).c_str());
     return ok_status();

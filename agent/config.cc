@@ -134,7 +134,7 @@ Result<Config> parse_config(std::string_view text, const std::string& origin) {
                                                 std::string(e.description()));
   }
   CIVISHARE_TRY(only_keys(
-      root, "", {"node", "database", "capture", "receiver", "transport", "applier", "peer"}));
+      root, "", {"node", "database", "capture", "receiver", "transport", "applier", "peer", "log"}));
   Config c;
 
   const toml::table* node = section(root, "node");
@@ -267,6 +267,15 @@ Result<Config> parse_config(std::string_view text, const std::string& origin) {
     c.receiver.port = static_cast<std::uint16_t>(std::stoi(m[2]));
   }
 
+  if (const toml::table* lg = section(root, "log")) {
+    CIVISHARE_TRY(only_keys(*lg, "log", {"level", "format"}));
+    CIVISHARE_TRY(read(*lg, "log", "level", c.log.level));
+    CIVISHARE_TRY(read(*lg, "log", "format", c.log.format));
+  }
+  if (c.log.level != "debug" && c.log.level != "info" && c.log.level != "warn" && c.log.level != "error") {
+    return bad("log.level", "must be \"debug\", \"info\", \"warn\" or \"error\"");
+  }
+  if (c.log.format != "text" && c.log.format != "json") return bad("log.format", "must be \"text\" or \"json\"");
   if (const toml::table* app = section(root, "applier")) {
     CIVISHARE_TRY(only_keys(*app, "applier", {"kind", "url", "api_key", "site_key", "contact_id"}));
     CIVISHARE_TRY(read(*app, "applier", "kind", c.applier.kind));

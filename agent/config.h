@@ -52,6 +52,11 @@ struct Config {
     std::int64_t body_limit_bytes = 16 << 20;
   } receiver;
 
+  struct Log {
+    std::string level = "info";   // debug | info | warn | error
+    std::string format = "text";  // text | json (one JSON object per line)
+  } log;
+
   // Not in the design's example; every key has a default.
   struct Transport {
     std::int64_t max_batch_changes = 500;

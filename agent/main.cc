@@ -110,6 +110,12 @@ int main(int argc, char** argv) {
                  config.error().message.c_str());
     return 1;
   }
+  if (!std::getenv("CIVISHARE_LOG_LEVEL")) {
+    const std::string& l = config->log.level;
+    set_log_level(l == "debug" ? LogLevel::debug : l == "warn" ? LogLevel::warn
+                  : l == "error" ? LogLevel::error : LogLevel::info);
+  }
+  set_log_json(config->log.format == "json");
   Agent agent(std::move(*config));
   if (verb == "check") {
     auto ok = agent.check();

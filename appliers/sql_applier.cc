@@ -52,6 +52,7 @@ Result<std::size_t> SqlApplier::apply_pending(std::size_t max) {
     auto outcome = apply(e);
     if (!outcome) return outcome.error();
     if (auto s = store_.remove_inbox(e.seq); !s) return s.error();
+    if (options_.on_outcome) options_.on_outcome(e, *outcome);
     ++done;
   }
   return done;

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstddef>
+#include <functional>
 #include <string>
 
 #include "schemas/db/mariadb.h"
@@ -16,11 +17,13 @@
 
 namespace civishare {
 
+enum class ApplyOutcome { applied, unchanged, refused, already_applied };
+
 struct SqlApplierOptions {
   std::string node;  // this node's name
+  // Called for each entry taken off the inbox (metrics).
+  std::function<void(const InboxEntry&, ApplyOutcome)> on_outcome;
 };
-
-enum class ApplyOutcome { applied, unchanged, refused, already_applied };
 const char* to_string(ApplyOutcome outcome);
 
 class SqlApplier {

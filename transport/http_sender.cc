@@ -90,14 +90,14 @@ void HttpSender::record_error(const Error& e) {
   (void)store_.set_peer_state(peer_.name, state_);
 }
 
-Status HttpSender::negotiate() {
+Result<std::vector<std::string>> HttpSender::hello() {
   const std::string id = "hello-" + node_ + "-" + std::to_string(unix_now());
   auto r = request("/v1/hello", id, nullptr);
   if (!r) return r.error();
   if (r->status != 200) {
     return make_error(Errc::peer_rejected, "peer `" + peer_.name + "` answered HTTP " +
-                                               std::to_string(r->status) +
-                                               " to hello: " + r->body.substr(0, 300));
+                                               std::to_string(r->status) + " to hello: " +
+                                               r->body.substr(0, 300));
   }
   boost::system::error_code ec;
   json::value v = json::parse(r->body, ec);
@@ -116,6 +116,13 @@ Status HttpSender::negotiate() {
   for (const auto& t : accepts->get_array()) {
     if (t.is_string()) types.emplace_back(t.get_string());
   }
+  return types;
+}
+
+Status HttpSender::negotiate() {
+  auto answer = hello();
+  if (!answer) return answer.error();
+  std::vector<std::string> types = std::move(*answer);
   if (types != state_.accepts || !state_.negotiated) {
     std::string list;
     for (const auto& t : peer_.outgoing) {
@@ -152,6 +159,7 @@ Result<std::size_t> HttpSender::send_batch() {
   // The body is assembled from each change serialised once: the same JSON as to_json(Message).
   std::string changes;
   std::size_t count = 0;
+  std::vector<std::int64_t> queued_at;
   std::uint64_t first = 0;
   std::uint64_t last = *acked;
   std::size_t consumed = 0;
@@ -164,6 +172,7 @@ Result<std::size_t> HttpSender::send_batch() {
       }
       if (first == 0) first = e.seq;
       changes += (count++ ? "," : "") + one;
+      queued_at.push_back(e.queued_at);
     }
     last = e.seq;
     ++consumed;
@@ -202,6 +211,7 @@ Result<std::size_t> HttpSender::send_batch() {
     }
   }
   if (auto s = store_.set_acked(peer_.name, last); !s) return s.error();
+  if (options_.on_delivered) options_.on_delivered(queued_at);
   state_.last_success_at = unix_now();
   state_.last_error.clear();
   if (auto s = store_.set_peer_state(peer_.name, state_); !s) return s.error();

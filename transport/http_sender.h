@@ -8,6 +8,9 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <vector>
 #include <memory>
 #include <string>
 
@@ -22,6 +25,8 @@ struct SenderOptions {
   std::size_t max_batch_bytes = 4 << 20;  // body bytes per POST (soft: at least one change)
   long timeout_ms = 30000;                // whole request
   long connect_timeout_ms = 5000;
+  // Called after each delivered batch with the queued_at of every change in it (metrics).
+  std::function<void(const std::vector<std::int64_t>& queued_at)> on_delivered;
 };
 
 class HttpSender {
@@ -41,6 +46,8 @@ class HttpSender {
 
   // Asks the peer which types it accepts from us and remembers the answer.
   Status negotiate();
+  // The same question without remembering the answer (`civishare check`).
+  Result<std::vector<std::string>> hello();
 
  private:
   struct Response {

@@ -134,6 +134,7 @@ HttpResponse ChangeReceiver::changes(const HttpRequest& request) {
 
   json::array results;
   std::vector<InboxEntry> accepted;
+  std::uint64_t loops_dropped = 0;
   for (const auto& raw : msg->raw_changes) {
     json::object result;
     if (raw.is_object()) {
@@ -175,12 +176,14 @@ HttpResponse ChangeReceiver::changes(const HttpRequest& request) {
       }
     }
     result["status"] = duplicate ? "duplicate" : "accepted";
+    if (duplicate) ++loops_dropped;
     results.push_back(std::move(result));
-    if (!duplicate) accepted.push_back(InboxEntry{0, std::move(*change), peer->name});
+    if (!duplicate) accepted.push_back(InboxEntry{0, std::move(*change), peer->name, 0});
   }
   const std::size_t count = accepted.size();
   if (auto s =
-          store_.commit_receive(peer->name, header(request, "webhook-id"), std::move(accepted));
+          store_.commit_receive(peer->name, header(request, "webhook-id"), std::move(accepted),
+                                loops_dropped);
       !s) {
     log_error("receiver", s.error().message);
     return error_response(503, "could not persist: " + s.error().message);
@@ -240,7 +243,11 @@ struct HttpServer::Impl {
       } else {
         keep_alive = parser.get().keep_alive();
         try {
-          out = handler(to_request(parser.get()));
+          HttpRequest request = to_request(parser.get());
+          beast::error_code rec;
+          auto remote = beast::get_lowest_layer(stream).socket().remote_endpoint(rec);
+          request.from_loopback = !rec && remote.address().is_loopback();
+          out = handler(request);
         } catch (const std::exception& e) {
           log_error("receiver", std::string("request handler failed: ") + e.what());
           out = error_response(500, "internal error");

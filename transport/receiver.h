@@ -23,6 +23,7 @@ struct HttpRequest {
   std::string target;
   std::map<std::string, std::string> headers;  // names in lower case
   std::string body;
+  bool from_loopback = false;  // the client connected from 127.0.0.0/8 or ::1
 };
 
 struct HttpResponse {

@@ -24,6 +24,7 @@ constexpr char kSeen[] = "s/";
 constexpr char kMessage[] = "w/";
 constexpr char kPeer[] = "p/";
 constexpr char kRow[] = "r/";
+constexpr char kCounter[] = "k/";
 
 std::string seq_key(const char* prefix, std::uint64_t seq) {
   char buf[32];
@@ -61,10 +62,11 @@ Result<Entry> decode_entry(std::uint64_t seq, const rocksdb::Slice& value) {
   e.change = std::move(*c);
   if (auto* f = v.get_object().if_contains("from"); f && f->is_string())
     e.came_from = f->get_string();
+  const json::value* at = v.get_object().if_contains("at");
+  const std::int64_t stamp = at && at->is_int64() ? at->get_int64() : 0;
+  if constexpr (std::is_same_v<Entry, InboxEntry>) e.received_at = stamp;
   if constexpr (std::is_same_v<Entry, OutboxEntry>) {
-    if (auto* at = v.get_object().if_contains("at"); at && at->is_int64()) {
-      e.queued_at = at->get_int64();
-    }
+    e.queued_at = stamp;
     if (auto* to = v.get_object().if_contains("to"); to && to->is_string())
       e.only_to = to->get_string();
   }
@@ -232,14 +234,20 @@ std::uint64_t Store::last_outbox_seq() const {
 }
 
 Status Store::commit_receive(const std::string& peer, const std::string& message_id,
-                             std::vector<InboxEntry> entries) {
+                             std::vector<InboxEntry> entries, std::uint64_t loops_dropped) {
   std::lock_guard lock(mu_);
   rocksdb::WriteBatch wb;
+  if (loops_dropped) {
+    auto before = counter(kLoopsDropped);
+    if (!before) return before.error();
+    wb.Put(kCounter + std::string(kLoopsDropped), std::to_string(*before + loops_dropped));
+  }
   std::uint64_t seq = next_inbox_;
   const std::string now = std::to_string(unix_now());
   for (auto& e : entries) {
     e.seq = seq++;
-    wb.Put(seq_key(kInbox, e.seq), encode_entry(e.change, e.came_from, unix_now()));
+    e.received_at = unix_now();
+    wb.Put(seq_key(kInbox, e.seq), encode_entry(e.change, e.came_from, e.received_at));
     for (const auto& sig : e.change.loop_detection) wb.Put(kSeen + sig, now);
   }
   if (seq != next_inbox_) wb.Put(std::string("h/") + kInbox, std::to_string(seq - 1));
@@ -431,6 +439,18 @@ Status Store::prune_row_counts(std::int64_t before_ts) {
   auto s = db_->Write(rocksdb::WriteOptions(), &wb);
   if (!s.ok()) return storage_error(s, "pruning row counts");
   return ok_status();
+}
+
+}  // namespace civishare
+
+namespace civishare {
+
+Result<std::uint64_t> Store::counter(const std::string& name) {
+  std::string v;
+  auto s = db_->Get(rocksdb::ReadOptions(), kCounter + name, &v);
+  if (s.IsNotFound()) return std::uint64_t{0};
+  if (!s.ok()) return storage_error(s, "reading a counter");
+  return std::strtoull(v.c_str(), nullptr, 10);
 }
 
 }  // namespace civishare

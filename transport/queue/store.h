@@ -54,7 +54,8 @@ struct PeerBacklog {
 struct InboxEntry {
   std::uint64_t seq = 0;
   Change change;
-  std::string came_from;  // the peer that sent it
+  std::string came_from;         // the peer that sent it
+  std::int64_t received_at = 0;  // unix seconds when it was accepted (set by the store)
 };
 
 // The last image emitted for one entity: wire-named attribute values plus its references.
@@ -110,9 +111,13 @@ class Store {
   Result<std::uint64_t> prune(const std::vector<std::string>& peers, std::int64_t retention_s,
                               std::int64_t message_id_s, std::int64_t signature_s);
 
-  // Receiver side. Persists the entries, their signatures and the message id in one batch.
+  // Receiver side. Persists the entries, their signatures, the message id and the count of
+  // changes dropped as loops (already processed) in one batch.
   Status commit_receive(const std::string& peer, const std::string& message_id,
-                        std::vector<InboxEntry> entries);
+                        std::vector<InboxEntry> entries, std::uint64_t loops_dropped = 0);
+  // Persistent counters (`civishare status` reads them beside a running agent).
+  static constexpr const char* kLoopsDropped = "loops_dropped";
+  Result<std::uint64_t> counter(const std::string& name);
   Result<bool> any_signature_seen(const std::vector<std::string>& signatures);
   Result<bool> message_seen(const std::string& peer, const std::string& message_id);
   Status mark_signatures_seen(const std::vector<std::string>& signatures);
