@@ -320,6 +320,10 @@ Result<Config> parse_config(std::string_view text, const std::string& origin) {
         return bad(where + ".secret", "is required; make one with `civishare secret`");
       if (auto k = webhook::key_from_secret(p.secret); !k)
         return bad(where + ".secret", k.error().message);
+      if (p.secret.find("EXAMPLE0EXAMPLE0") != std::string::npos) {
+        return bad(where + ".secret", "is the example from the documentation: make a real one with "
+                                      "`civishare secret` and put the same on both sides");
+      }
       CIVISHARE_TRY(check_types(c.types, where + ".outgoing", p.outgoing));
       CIVISHARE_TRY(check_types(c.types, where + ".incoming", p.incoming));
       c.peers.push_back(std::move(p));

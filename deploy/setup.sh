@@ -25,6 +25,9 @@ packages=(
 sudo_cmd=()
 if [ "$(id -u)" -ne 0 ]; then sudo_cmd=(sudo); fi
 
+# The test suite also drives the status page in a browser and verifies the systemd units.
+if [ "$mode" = "--test" ]; then packages+=(chromium systemd openssl); fi
+
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -32,8 +35,7 @@ done
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "==> installing: ${missing[*]}"
   "${sudo_cmd[@]}" apt-get update -qq
-  # The packaged MariaDB service is not needed (tests and demo start their own servers); keep
-  # the package's maintainer scripts from failing where no init system runs.
+  # (The packaged MariaDB service is not used: the tests and the demo start their own servers.)
   DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends \
     "${missing[@]}"
 fi

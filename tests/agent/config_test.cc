@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <fstream>
+#include <sstream>
+
 namespace civishare {
 namespace {
 
@@ -99,6 +102,33 @@ TEST(Config, BadValuesSayHowToFixThem) {
   EXPECT_NE(error_of(replace(valid(), "name = \"civi2\"", "name = \"civi1\"")).find("own name"),
             std::string::npos);
   EXPECT_NE(error_of("[node\nname=").find("not valid TOML"), std::string::npos);
+}
+
+TEST(Config, TheDocumentedExampleSecretIsRefused) {
+  std::string text = replace(valid(), kSecret, "whsec_EXAMPLE0EXAMPLE0EXAMPLE0EXAMPLE0EXAMPLE0EXA=");
+  EXPECT_NE(error_of(text).find("civishare secret"), std::string::npos);
+}
+
+TEST(Config, EveryShippedExampleParses) {
+  for (const char* name : {"sidecar", "catchup", "replay"}) {
+    std::ifstream in(std::string(CIVISHARE_SOURCE_DIR) + "/deploy/examples/" + name + ".toml");
+    ASSERT_TRUE(in) << name;
+    std::stringstream ss;
+    ss << in.rdbuf();
+    // Real deployments put their own secret in; the example one is refused on purpose.
+    std::string text = ss.str();
+    for (auto pos = text.find("whsec_EXAMPLE"); pos != std::string::npos; pos = text.find("whsec_EXAMPLE")) {
+      text.replace(pos, 50, kSecret);
+    }
+    const std::string pw = ::testing::TempDir() + "db-password";
+    std::ofstream(pw) << "secret\n";
+    for (auto pos = text.find("/etc/civishare/db-password"); pos != std::string::npos;
+         pos = text.find("/etc/civishare/db-password")) {
+      text.replace(pos, 26, pw);
+    }
+    auto c = parse_config(text, name);
+    EXPECT_TRUE(c.ok()) << name << ": " << (c.ok() ? "" : c.error().message);
+  }
 }
 
 TEST(Config, EmptyTypeListsMakeOneWayLinks) {
