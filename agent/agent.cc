@@ -1,14 +1,14 @@
 #include "agent/agent.h"
 
+#include <unistd.h>
 #include <algorithm>
 #include <boost/json.hpp>
 #include <chrono>
 #include <condition_variable>
-#include <deque>
 #include <cstdio>
+#include <deque>
 #include <filesystem>
 #include <mutex>
-#include <unistd.h>
 #include <random>
 #include <thread>
 
@@ -261,8 +261,9 @@ Result<bool> Agent::check() {
   for (const auto& f : *findings) print(f);
   // Peers: reachable, the secret accepted, and which of our types each takes.
   // HttpSender needs a store; the hello touches none of it, so a throw-away one will do.
-  const std::string scratch = (std::filesystem::temp_directory_path() /
-                               ("civishare-check-" + std::to_string(::getpid()))).string();
+  const std::string scratch =
+      (std::filesystem::temp_directory_path() / ("civishare-check-" + std::to_string(::getpid())))
+          .string();
   std::filesystem::create_directories(scratch);
   auto scratch_store = Store::open(scratch);
   if (!scratch_store) {
@@ -279,10 +280,13 @@ Result<bool> Agent::check() {
     }
     std::string sends;
     for (const auto& t : link.outgoing) {
-      if (std::find(accepts->begin(), accepts->end(), t) != accepts->end()) sends += (sends.empty() ? "" : ", ") + t;
+      if (std::find(accepts->begin(), accepts->end(), t) != accepts->end())
+        sends += (sends.empty() ? "" : ", ") + t;
     }
-    print({false, "peer " + link.name + " reachable; it takes " + (sends.empty() ? "nothing" : sends) +
-                      " of what we send", "", ""});
+    print({false,
+           "peer " + link.name + " reachable; it takes " + (sends.empty() ? "nothing" : sends) +
+               " of what we send",
+           "", ""});
   }
   scratch_store->reset();
   std::error_code ec;
@@ -348,19 +352,21 @@ std::vector<std::string> health(const boost::json::object& status, const Metrics
   if (capturing && m.capture.failing()) {
     out.push_back("capture is failing: " + m.capture.last_error());
   } else if (capturing && m.capture.last_ok_at > 0 && now - m.capture.last_ok_at > stale) {
-    out.push_back("capture has not completed a poll for " + std::to_string(now - m.capture.last_ok_at) + " s");
+    out.push_back("capture has not completed a poll for " +
+                  std::to_string(now - m.capture.last_ok_at) + " s");
   }
   for (const auto& pv : status.at("peers").as_array()) {
     const auto& p = pv.as_object();
     if (p.at("failing").as_bool()) {
       out.push_back("link to " + std::string(p.at("name").as_string()) + " is down (" +
                     std::to_string(p.at("queued").to_number<std::int64_t>()) + " queued, oldest " +
-                    std::to_string(p.at("oldest_queued_age_s").to_number<std::int64_t>()) + " s): " +
-                    std::string(p.at("last_error").as_string()));
+                    std::to_string(p.at("oldest_queued_age_s").to_number<std::int64_t>()) +
+                    " s): " + std::string(p.at("last_error").as_string()));
     }
   }
   if (m.applier.failing()) {
-    out.push_back("applier is failing (" + std::to_string(status.at("inbox").to_number<std::int64_t>()) +
+    out.push_back("applier is failing (" +
+                  std::to_string(status.at("inbox").to_number<std::int64_t>()) +
                   " waiting in the inbox): " + m.applier.last_error());
   }
   return out;
@@ -403,8 +409,8 @@ Result<boost::json::object> status_object(const Config& config, Store& store) {
     std::vector<std::string> accepts =
         st->negotiated ? st->accepts
                        : std::vector<std::string>(link.outgoing.begin(), link.outgoing.end());
-    auto backlog = store.backlog(
-        link.name, [&](const OutboxEntry& e) { return peer_gets(link, accepts, e); });
+    auto backlog =
+        store.backlog(link.name, [&](const OutboxEntry& e) { return peer_gets(link, accepts, e); });
     if (!backlog) return backlog.error();
     json::array sends, receives;
     for (const auto& t : link.outgoing) {
@@ -479,7 +485,8 @@ int Agent::run(bool once, std::atomic<bool>& stop) {
     const std::string path = r.target.substr(0, r.target.find('?'));
     const bool ops = path == "/" || path == "/status.json" || path == "/metrics";
     if (ops && !r.from_loopback) {
-      return HttpResponse{403, "text/plain", "the status page and metrics are served to loopback clients only\n"};
+      return HttpResponse{403, "text/plain",
+                          "the status page and metrics are served to loopback clients only\n"};
     }
     if (path == "/healthz" || ops) {
       auto st = live_status();
@@ -641,10 +648,17 @@ int Agent::run(bool once, std::atomic<bool>& stop) {
         applier_options.node = config_.node.name;
         applier_options.on_outcome = [&](const InboxEntry& e, ApplyOutcome outcome) {
           switch (outcome) {
-            case ApplyOutcome::applied: metrics.applied++; break;
-            case ApplyOutcome::unchanged: metrics.unchanged++; break;
-            case ApplyOutcome::refused: metrics.refused++; break;
-            case ApplyOutcome::already_applied: break;
+            case ApplyOutcome::applied:
+              metrics.applied++;
+              break;
+            case ApplyOutcome::unchanged:
+              metrics.unchanged++;
+              break;
+            case ApplyOutcome::refused:
+              metrics.refused++;
+              break;
+            case ApplyOutcome::already_applied:
+              break;
           }
           if (e.received_at) {
             metrics.receive_to_apply.observe(static_cast<double>(unix_now() - e.received_at));
@@ -686,7 +700,8 @@ int Agent::run(bool once, std::atomic<bool>& stop) {
             const std::int64_t now = unix_now();
             std::lock_guard lock(lag_mu);
             lag_history.emplace_back(now, now - *w);
-            while (!lag_history.empty() && lag_history.front().first < now - 3600) lag_history.pop_front();
+            while (!lag_history.empty() && lag_history.front().first < now - 3600)
+              lag_history.pop_front();
           }
         }
       }
@@ -710,7 +725,6 @@ int Agent::run(bool once, std::atomic<bool>& stop) {
 }  // namespace civishare
 
 namespace civishare {
-
 
 Status Agent::status(bool as_json) {
   namespace json = boost::json;

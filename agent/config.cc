@@ -134,7 +134,8 @@ Result<Config> parse_config(std::string_view text, const std::string& origin) {
                                                 std::string(e.description()));
   }
   CIVISHARE_TRY(only_keys(
-      root, "", {"node", "database", "capture", "receiver", "transport", "applier", "peer", "log"}));
+      root, "",
+      {"node", "database", "capture", "receiver", "transport", "applier", "peer", "log"}));
   Config c;
 
   const toml::table* node = section(root, "node");
@@ -272,10 +273,12 @@ Result<Config> parse_config(std::string_view text, const std::string& origin) {
     CIVISHARE_TRY(read(*lg, "log", "level", c.log.level));
     CIVISHARE_TRY(read(*lg, "log", "format", c.log.format));
   }
-  if (c.log.level != "debug" && c.log.level != "info" && c.log.level != "warn" && c.log.level != "error") {
+  if (c.log.level != "debug" && c.log.level != "info" && c.log.level != "warn" &&
+      c.log.level != "error") {
     return bad("log.level", "must be \"debug\", \"info\", \"warn\" or \"error\"");
   }
-  if (c.log.format != "text" && c.log.format != "json") return bad("log.format", "must be \"text\" or \"json\"");
+  if (c.log.format != "text" && c.log.format != "json")
+    return bad("log.format", "must be \"text\" or \"json\"");
   if (const toml::table* app = section(root, "applier")) {
     CIVISHARE_TRY(only_keys(*app, "applier", {"kind", "url", "api_key", "site_key", "contact_id"}));
     CIVISHARE_TRY(read(*app, "applier", "kind", c.applier.kind));
@@ -321,8 +324,9 @@ Result<Config> parse_config(std::string_view text, const std::string& origin) {
       if (auto k = webhook::key_from_secret(p.secret); !k)
         return bad(where + ".secret", k.error().message);
       if (p.secret.find("EXAMPLE0EXAMPLE0") != std::string::npos) {
-        return bad(where + ".secret", "is the example from the documentation: make a real one with "
-                                      "`civishare secret` and put the same on both sides");
+        return bad(where + ".secret",
+                   "is the example from the documentation: make a real one with "
+                   "`civishare secret` and put the same on both sides");
       }
       CIVISHARE_TRY(check_types(c.types, where + ".outgoing", p.outgoing));
       CIVISHARE_TRY(check_types(c.types, where + ".incoming", p.incoming));

@@ -112,8 +112,10 @@ int main(int argc, char** argv) {
   }
   if (!std::getenv("CIVISHARE_LOG_LEVEL")) {
     const std::string& l = config->log.level;
-    set_log_level(l == "debug" ? LogLevel::debug : l == "warn" ? LogLevel::warn
-                  : l == "error" ? LogLevel::error : LogLevel::info);
+    set_log_level(l == "debug"   ? LogLevel::debug
+                  : l == "warn"  ? LogLevel::warn
+                  : l == "error" ? LogLevel::error
+                                 : LogLevel::info);
   }
   set_log_json(config->log.format == "json");
   Agent agent(std::move(*config));

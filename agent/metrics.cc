@@ -76,15 +76,19 @@ std::string Metrics::render(const json::object& status) const {
   counter("civishare_capture_errors_total", "Failed capture polls.", capture_errors);
   counter("civishare_applied_changes_total", "Received changes written to the database.", applied);
   counter("civishare_unchanged_changes_total", "Received changes that changed nothing.", unchanged);
-  counter("civishare_refused_changes_total", "Received changes that could not be applied here.", refused);
-  counter("civishare_apply_errors_total", "Apply steps that failed on the database (retried).", apply_errors);
+  counter("civishare_refused_changes_total", "Received changes that could not be applied here.",
+          refused);
+  counter("civishare_apply_errors_total", "Apply steps that failed on the database (retried).",
+          apply_errors);
   family(out, "civishare_sent_changes_total", "counter", "Changes delivered to a peer.");
   for (const auto& [name, p] : peers) {
-    out += "civishare_sent_changes_total{peer=\"" + escape(name) + "\"} " + std::to_string(p->sent) + "\n";
+    out += "civishare_sent_changes_total{peer=\"" + escape(name) + "\"} " +
+           std::to_string(p->sent) + "\n";
   }
   family(out, "civishare_send_errors_total", "counter", "Failed deliveries to a peer (retried).");
   for (const auto& [name, p] : peers) {
-    out += "civishare_send_errors_total{peer=\"" + escape(name) + "\"} " + std::to_string(p->send_errors) + "\n";
+    out += "civishare_send_errors_total{peer=\"" + escape(name) + "\"} " +
+           std::to_string(p->send_errors) + "\n";
   }
   auto gauge_value = [](const json::object& o, const char* key) -> std::string {
     auto* v = o.if_contains(key);
@@ -99,16 +103,22 @@ std::string Metrics::render(const json::object& status) const {
     family(out, name, "gauge", help);
     out += std::string(name) + " " + v + "\n";
   };
-  gauge("civishare_capture_lag_seconds", "Seconds between the capture cursor and now.", gauge_value(status, "capture_lag_s"));
-  gauge("civishare_inbox_changes", "Received changes waiting to be applied.", gauge_value(status, "inbox"));
-  gauge("civishare_loops_dropped_total", "Received changes dropped because they were processed before.", gauge_value(status, "loops_dropped"));
+  gauge("civishare_capture_lag_seconds", "Seconds between the capture cursor and now.",
+        gauge_value(status, "capture_lag_s"));
+  gauge("civishare_inbox_changes", "Received changes waiting to be applied.",
+        gauge_value(status, "inbox"));
+  gauge("civishare_loops_dropped_total",
+        "Received changes dropped because they were processed before.",
+        gauge_value(status, "loops_dropped"));
   if (auto* peers_v = status.if_contains("peers"); peers_v && peers_v->is_array()) {
-    family(out, "civishare_peer_queued_changes", "gauge", "Outbox records a peer still has to get.");
+    family(out, "civishare_peer_queued_changes", "gauge",
+           "Outbox records a peer still has to get.");
     for (const auto& p : peers_v->get_array()) {
       out += "civishare_peer_queued_changes{peer=\"" + escape(p.at("name").as_string()) + "\"} " +
              gauge_value(p.as_object(), "queued") + "\n";
     }
-    family(out, "civishare_peer_oldest_queued_age_seconds", "gauge", "Age of the oldest record a peer still has to get.");
+    family(out, "civishare_peer_oldest_queued_age_seconds", "gauge",
+           "Age of the oldest record a peer still has to get.");
     for (const auto& p : peers_v->get_array()) {
       out += "civishare_peer_oldest_queued_age_seconds{peer=\"" + escape(p.at("name").as_string()) +
              "\"} " + gauge_value(p.as_object(), "oldest_queued_age_s") + "\n";

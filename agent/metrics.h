@@ -3,8 +3,8 @@
 // mutex for the strings and histograms).
 #pragma once
 
-#include <boost/json.hpp>
 #include <atomic>
+#include <boost/json.hpp>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -16,7 +16,8 @@ namespace civishare {
 
 class Histogram {
  public:
-  explicit Histogram(std::vector<double> bounds) : bounds_(std::move(bounds)), counts_(bounds_.size() + 1) {}
+  explicit Histogram(std::vector<double> bounds)
+      : bounds_(std::move(bounds)), counts_(bounds_.size() + 1) {}
   void observe(double value);
   // Prometheus text lines for `name` (buckets, sum, count).
   std::string render(const std::string& name, const std::string& help) const;

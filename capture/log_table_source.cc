@@ -80,7 +80,6 @@ std::string image_key(const std::string& table, const std::string& id) {
   return table + "/" + id;
 }
 
-
 }  // namespace
 
 struct LogTableSource::Impl {

@@ -2,8 +2,8 @@
 
 #include <atomic>
 #include <boost/json.hpp>
-#include <deque>
 #include <cstdio>
+#include <deque>
 #include <mutex>
 #include <string>
 
@@ -30,8 +30,12 @@ const char* name(LogLevel l) {
 }
 }  // namespace
 
-void set_log_level(LogLevel level) { g_level = static_cast<int>(level); }
-void set_log_json(bool json) { g_json = json; }
+void set_log_level(LogLevel level) {
+  g_level = static_cast<int>(level);
+}
+void set_log_json(bool json) {
+  g_json = json;
+}
 
 std::vector<std::string> recent_problems() {
   std::lock_guard lock(g_mu);
@@ -43,15 +47,19 @@ void log(LogLevel level, std::string_view component, std::string_view message) {
   const std::string when = utc_now_iso();
   std::string line;
   if (g_json) {
-    line = boost::json::serialize(boost::json::object{
-               {"time", when}, {"level", name(level)}, {"component", component}, {"message", message}}) +
+    line = boost::json::serialize(boost::json::object{{"time", when},
+                                                      {"level", name(level)},
+                                                      {"component", component},
+                                                      {"message", message}}) +
            "\n";
   } else {
-    line = when + " " + name(level) + " " + std::string(component) + ": " + std::string(message) + "\n";
+    line = when + " " + name(level) + " " + std::string(component) + ": " + std::string(message) +
+           "\n";
   }
   std::lock_guard lock(g_mu);
   if (level >= LogLevel::warn) {
-    g_recent.push_back(when + " " + name(level) + " " + std::string(component) + ": " + std::string(message));
+    g_recent.push_back(when + " " + name(level) + " " + std::string(component) + ": " +
+                       std::string(message));
     if (g_recent.size() > 50) g_recent.pop_front();
   }
   std::fwrite(line.data(), 1, line.size(), stderr);

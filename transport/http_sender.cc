@@ -96,8 +96,8 @@ Result<std::vector<std::string>> HttpSender::hello() {
   if (!r) return r.error();
   if (r->status != 200) {
     return make_error(Errc::peer_rejected, "peer `" + peer_.name + "` answered HTTP " +
-                                               std::to_string(r->status) + " to hello: " +
-                                               r->body.substr(0, 300));
+                                               std::to_string(r->status) +
+                                               " to hello: " + r->body.substr(0, 300));
   }
   boost::system::error_code ec;
   json::value v = json::parse(r->body, ec);

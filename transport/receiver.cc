@@ -32,7 +32,6 @@ std::string header(const HttpRequest& r, const std::string& name) {
   return it == r.headers.end() ? std::string() : it->second;
 }
 
-
 // Checks a change against its type definition: known attributes, parent reference present.
 std::string validate(const Change& c, const TypeDefinition& def) {
   if (c.entity != def.entity) return "entity must be `" + def.entity + "` for type " + def.type;
@@ -181,9 +180,8 @@ HttpResponse ChangeReceiver::changes(const HttpRequest& request) {
     if (!duplicate) accepted.push_back(InboxEntry{0, std::move(*change), peer->name, 0});
   }
   const std::size_t count = accepted.size();
-  if (auto s =
-          store_.commit_receive(peer->name, header(request, "webhook-id"), std::move(accepted),
-                                loops_dropped);
+  if (auto s = store_.commit_receive(peer->name, header(request, "webhook-id"), std::move(accepted),
+                                     loops_dropped);
       !s) {
     log_error("receiver", s.error().message);
     return error_response(503, "could not persist: " + s.error().message);

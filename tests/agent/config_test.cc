@@ -105,7 +105,8 @@ TEST(Config, BadValuesSayHowToFixThem) {
 }
 
 TEST(Config, TheDocumentedExampleSecretIsRefused) {
-  std::string text = replace(valid(), kSecret, "whsec_EXAMPLE0EXAMPLE0EXAMPLE0EXAMPLE0EXAMPLE0EXA=");
+  std::string text =
+      replace(valid(), kSecret, "whsec_EXAMPLE0EXAMPLE0EXAMPLE0EXAMPLE0EXAMPLE0EXA=");
   EXPECT_NE(error_of(text).find("civishare secret"), std::string::npos);
 }
 
@@ -117,7 +118,8 @@ TEST(Config, EveryShippedExampleParses) {
     ss << in.rdbuf();
     // Real deployments put their own secret in; the example one is refused on purpose.
     std::string text = ss.str();
-    for (auto pos = text.find("whsec_EXAMPLE"); pos != std::string::npos; pos = text.find("whsec_EXAMPLE")) {
+    for (auto pos = text.find("whsec_EXAMPLE"); pos != std::string::npos;
+         pos = text.find("whsec_EXAMPLE")) {
       text.replace(pos, 50, kSecret);
     }
     const std::string pw = ::testing::TempDir() + "db-password";

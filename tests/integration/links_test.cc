@@ -27,7 +27,6 @@ using namespace std::chrono_literals;
 const std::string kBase = "civishare.change.contact.base";
 const std::string kEmail = "civishare.change.contact.email";
 
-
 json::object peer_status(TestNode& n, const std::string& peer) {
   auto out = n.status_json();
   auto v = json::parse(out.substr(out.find('{')));

@@ -40,7 +40,6 @@ Error storage_error(const rocksdb::Status& s, const std::string& what) {
   return make_error(Errc::storage, what + ": " + s.ToString());
 }
 
-
 std::string encode_entry(const Change& c, const std::string& came_from, std::int64_t at,
                          const std::string& only_to = "") {
   json::object o{{"change", to_json(c)}, {"from", came_from}, {"at", at}};
