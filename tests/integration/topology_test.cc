@@ -1,0 +1,124 @@
+// Three real MariaDB servers and three agents: changes travel along a chain and around a
+// triangle, carry their signature chains, are applied once per node, and stop travelling.
+#include <gtest/gtest.h>
+
+#include <boost/json.hpp>
+#include <chrono>
+#include <thread>
+
+#include "tests/support/cluster.h"
+#include "transport/webhook.h"
+
+namespace civishare::testing {
+namespace {
+using namespace std::chrono_literals;
+
+class ThreeNodes : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    a_ = std::make_unique<TestNode>("civi1", 0);
+    b_ = std::make_unique<TestNode>("civi2", 10);
+    c_ = std::make_unique<TestNode>("civi3", 20);
+  }
+  // Links every listed pair both ways with its own secret.
+  void link(const std::vector<std::pair<TestNode*, TestNode*>>& pairs) {
+    std::map<TestNode*, std::vector<std::pair<Link, const TestNode*>>> links;
+    for (auto [x, y] : pairs) {
+      const std::string secret = webhook::new_secret();
+      links[x].push_back({Link{y->name(), secret}, y});
+      links[y].push_back({Link{x->name(), secret}, x});
+    }
+    for (auto& [node, l] : links) {
+      node->configure(l);
+      node->init();
+    }
+  }
+  void start_all() {
+    for (TestNode* n : {a_.get(), b_.get(), c_.get()}) n->start();
+  }
+  static std::string log_rows(TestNode& n) {
+    return n.query("SELECT (SELECT COUNT(*) FROM log_civicrm_contact)");
+  }
+  std::unique_ptr<TestNode> a_, b_, c_;
+};
+
+TEST_F(ThreeNodes, ChainCarriesChangesBothWaysWithTheirSignatureChains) {
+  link({{a_.get(), b_.get()}, {b_.get(), c_.get()}});  // no A-C link
+  start_all();
+  auto a = a_->db().connect();
+  ASSERT_TRUE(a.exec("INSERT INTO civicrm_contact (contact_type, first_name, last_name) VALUES "
+                     "('Individual', 'Chain', 'FromA')"));
+  const std::string ref = "civi1-" + std::to_string(a.last_insert_id());
+  std::string c_id;
+  ASSERT_TRUE(wait_until([&] {
+    c_id = c_->query("SELECT local_id FROM civishare_idmap WHERE global_ref = '" + ref + "'");
+    return c_id != "NULL";
+  }, 60s)) << "A's contact never reached C through B";
+  // On C the change arrived from B with A's and B's signatures.
+  auto chain = boost::json::parse(
+      c_->query("SELECT chain FROM civishare_applied WHERE entity_reference = '" + ref + "'"));
+  EXPECT_EQ(chain.as_array().size(), 2u) << chain;
+  EXPECT_EQ(c_->query("SELECT came_from FROM civishare_applied WHERE entity_reference = '" + ref + "'"),
+            "civi2");
+
+  // A change on C reaches A through B, under A's own id.
+  auto c = c_->db().connect();
+  ASSERT_TRUE(c.exec("UPDATE civicrm_contact SET last_name = 'FromC' WHERE id = " + c_id));
+  ASSERT_TRUE(wait_until([&] {
+    return a_->query("SELECT last_name FROM civicrm_contact WHERE id = " + ref.substr(6)) == "FromC";
+  }, 60s)) << "C's change never reached A";
+  EXPECT_EQ(b_->query("SELECT last_name FROM civicrm_contact c JOIN civishare_idmap m ON m.local_id = "
+                      "c.id WHERE m.global_ref = '" + ref + "'"), "FromC");
+
+  // Quiet afterwards.
+  std::this_thread::sleep_for(3s);
+  const std::string rows = log_rows(*a_) + "/" + log_rows(*b_) + "/" + log_rows(*c_);
+  std::this_thread::sleep_for(5s);
+  EXPECT_EQ(log_rows(*a_) + "/" + log_rows(*b_) + "/" + log_rows(*c_), rows);
+}
+
+TEST_F(ThreeNodes, TriangleConvergesAndFallsQuiet) {
+  link({{a_.get(), b_.get()}, {b_.get(), c_.get()}, {c_.get(), a_.get()}});
+  start_all();
+  // Each node creates contacts and edits them, all at once.
+  std::vector<std::thread> writers;
+  for (TestNode* n : {a_.get(), b_.get(), c_.get()}) {
+    writers.emplace_back([n] {
+      auto conn = n->db().connect();
+      for (int i = 0; i < 20; ++i) {
+        (void)conn.exec("INSERT INTO civicrm_contact (contact_type, first_name, last_name, "
+                        "external_identifier) VALUES ('Individual', 'F', 'L', '" + n->name() + "-" +
+                        std::to_string(i) + "')");
+        const std::string id = std::to_string(conn.last_insert_id());
+        (void)conn.exec("UPDATE civicrm_contact SET last_name = 'edited-" + std::to_string(i) +
+                        "' WHERE id = " + id);
+      }
+    });
+  }
+  for (auto& t : writers) t.join();
+  const std::string digest =
+      "SELECT CONCAT(COUNT(*), ':', MD5(GROUP_CONCAT(CONCAT_WS('|', external_identifier, first_name, "
+      "last_name) ORDER BY external_identifier))) FROM civicrm_contact";
+  ASSERT_TRUE(wait_until([&] {
+    const std::string d = a_->query(digest);
+    return d.rfind("60:", 0) == 0 && b_->query(digest) == d && c_->query(digest) == d;
+  }, 90s)) << a_->query(digest) << " " << b_->query(digest) << " " << c_->query(digest);
+  // Each node applied each foreign change at most once.
+  for (TestNode* n : {a_.get(), b_.get(), c_.get()}) {
+    EXPECT_EQ(n->query("SELECT COUNT(*) FROM (SELECT change_id FROM civishare_applied WHERE outcome = "
+                       "'applied' GROUP BY change_id HAVING COUNT(*) > 1) d"), "0") << n->name();
+  }
+  // Within 10 s of quiescence nothing moves any more.
+  std::this_thread::sleep_for(5s);
+  auto counts = [&] {
+    return a_->query("SELECT COUNT(*) FROM civishare_applied") + "/" +
+           b_->query("SELECT COUNT(*) FROM civishare_applied") + "/" +
+           c_->query("SELECT COUNT(*) FROM civishare_applied");
+  };
+  const std::string before = counts();
+  std::this_thread::sleep_for(10s);
+  EXPECT_EQ(counts(), before);
+}
+
+}  // namespace
+}  // namespace civishare::testing
