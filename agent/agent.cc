@@ -398,6 +398,12 @@ Result<boost::json::object> status_object(const Config& config, Store& store) {
         if (r[0] && r[1] && out.contains(*r[0])) out[*r[0]] = std::stoll(*r[1]);
       }
     }
+    auto conflicts = conn->query(
+        "SELECT COUNT(*), COALESCE(SUM(resolution = 'held'), 0) FROM civishare_conflict");
+    if (conflicts && !conflicts->rows.empty()) {
+      out["conflicts"] = std::stoll(conflicts->rows[0][0].value_or("0"));
+      out["conflicts_held_for_review"] = std::stoll(conflicts->rows[0][1].value_or("0"));
+    }
   } else {
     out["database_error"] = conn.error().message;
   }
@@ -646,6 +652,11 @@ int Agent::run(bool once, std::atomic<bool>& stop) {
         }
         SqlApplierOptions applier_options;
         applier_options.node = config_.node.name;
+        applier_options.conflict_policy =
+            config_.applier.conflict_policy == "keep_local" ? ConflictPolicy::keep_local
+            : config_.applier.conflict_policy == "review"   ? ConflictPolicy::review
+                                                             : ConflictPolicy::newer_wins;
+        applier_options.match_external_identifier = config_.applier.match == "external_identifier";
         applier_options.on_outcome = [&](const InboxEntry& e, ApplyOutcome outcome) {
           switch (outcome) {
             case ApplyOutcome::applied:

@@ -280,7 +280,10 @@ Result<Config> parse_config(std::string_view text, const std::string& origin) {
   if (c.log.format != "text" && c.log.format != "json")
     return bad("log.format", "must be \"text\" or \"json\"");
   if (const toml::table* app = section(root, "applier")) {
-    CIVISHARE_TRY(only_keys(*app, "applier", {"kind", "url", "api_key", "site_key", "contact_id"}));
+    CIVISHARE_TRY(only_keys(*app, "applier", {"kind", "url", "api_key", "site_key", "contact_id",
+                                               "conflict_policy", "match"}));
+    CIVISHARE_TRY(read(*app, "applier", "conflict_policy", c.applier.conflict_policy));
+    CIVISHARE_TRY(read(*app, "applier", "match", c.applier.match));
     CIVISHARE_TRY(read(*app, "applier", "kind", c.applier.kind));
     CIVISHARE_TRY(read(*app, "applier", "url", c.applier.url));
     CIVISHARE_TRY(read(*app, "applier", "api_key", c.applier.api_key));
@@ -291,6 +294,13 @@ Result<Config> parse_config(std::string_view text, const std::string& origin) {
     return bad("applier.kind", "= \"apiv4\" is not available in this version yet; use \"sql\"");
   }
   if (c.applier.kind != "sql") return bad("applier.kind", "must be \"sql\" or \"apiv4\"");
+  if (c.applier.conflict_policy != "newer_wins" && c.applier.conflict_policy != "keep_local" &&
+      c.applier.conflict_policy != "review") {
+    return bad("applier.conflict_policy", "must be \"newer_wins\", \"keep_local\" or \"review\"");
+  }
+  if (c.applier.match != "external_identifier" && c.applier.match != "none") {
+    return bad("applier.match", "must be \"external_identifier\" or \"none\"");
+  }
 
   if (const toml::node* peers = root.get("peer")) {
     const toml::array* arr = peers->as_array();

@@ -72,6 +72,8 @@ struct Config {
     std::string api_key;
     std::string site_key;
     std::int64_t contact_id = 0;
+    std::string conflict_policy = "newer_wins";  // newer_wins | keep_local | review
+    std::string match = "external_identifier";   // external_identifier | none
   } applier;
 
   struct Peer {

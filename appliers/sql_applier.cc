@@ -115,6 +115,67 @@ Result<ApplyOutcome> SqlApplier::apply(const InboxEntry& e) {
   return *outcome;
 }
 
+Result<bool> SqlApplier::resolve_conflict(const InboxEntry& e, const TypeDefinition& def,
+                                          const std::string& id, const AttributeChange& a,
+                                          const std::string& column, const std::string& from_where,
+                                          std::uint64_t apply_id) {
+  const Change& c = e.change;
+  auto local = db_.scalar("SELECT " + column + " FROM " + from_where);
+  if (!local) return local.error();
+  bool take = false;
+  std::string policy, resolution;
+  switch (options_.conflict_policy) {
+    case ConflictPolicy::newer_wins: {
+      policy = "newer_wins";
+      // When was this entity last changed here? The contact's modified_date (CiviCRM bumps it for
+      // its emails, phones and addresses too).
+      std::string contact_where = " WHERE id = " + db_.quote(id);
+      std::string contact_table = def.table;
+      if (def.parent) {
+        auto parent = db_.scalar("SELECT " + Connection::quote_identifier(def.parent->column) + " " +
+                                 "FROM " + from_where);
+        if (!parent) return parent.error();
+        contact_where = " WHERE id = " + db_.quote(parent->value_or("0"));
+        const TypeDefinition* pdef = types_.find(def.parent->type);
+        contact_table = pdef ? pdef->table : "civicrm_contact";
+      }
+      auto local_ts = db_.scalar("SELECT UNIX_TIMESTAMP(modified_date) FROM " +
+                                 Connection::quote_identifier(contact_table) + contact_where);
+      auto incoming_ts = db_.scalar("SELECT UNIX_TIMESTAMP(" + db_.quote(c.timestamp.substr(0, 19)) + ")");
+      if (!local_ts) return local_ts.error();
+      if (!incoming_ts) return incoming_ts.error();
+      const double mine = std::stod(local_ts->value_or("0"));
+      const double theirs = std::stod(incoming_ts->value_or("0"));
+      const std::string origin = c.id.substr(0, c.id.find('-'));
+      take = theirs > mine || (theirs == mine && origin > options_.node);
+      resolution = take ? "applied" : "kept_local";
+      break;
+    }
+    case ConflictPolicy::keep_local:
+      policy = "keep_local";
+      resolution = "kept_local";
+      break;
+    case ConflictPolicy::review:
+      policy = "review";
+      resolution = "held";
+      break;
+  }
+  auto s = db_.exec(
+      "INSERT INTO civishare_conflict (apply_id, change_id, came_from, entity_table, local_id, "
+      "entity_reference, attribute, local_value, from_value, to_value, policy, resolution) VALUES (" +
+      std::to_string(apply_id) + ", " + db_.quote(c.id) + ", " + db_.quote(e.came_from) + ", " +
+      db_.quote(def.table) + ", " + db_.quote(id) + ", " + db_.quote(c.entity_reference) + ", " +
+      db_.quote(a.name) + ", " + (*local ? db_.quote(**local) : std::string("NULL")) + ", " +
+      db_.quote(boost::json::serialize(*a.from)) + ", " + db_.quote(boost::json::serialize(a.to)) +
+      ", " + db_.quote(policy) + ", " + db_.quote(resolution) + ")");
+  if (!s) return s.error();
+  log_warn("applier", "conflict on " + c.entity_reference + " " + a.name + ": here `" +
+                          local->value_or("NULL") + "`, " + e.came_from + " had `" +
+                          boost::json::serialize(*a.from) + "` and sends `" +
+                          boost::json::serialize(a.to) + "`; " + policy + " -> " + resolution);
+  return take;
+}
+
 Result<ApplyOutcome> SqlApplier::apply_in_transaction(const InboxEntry& e, std::uint64_t apply_id,
                                                       std::string* detail) {
   const Change& c = e.change;
@@ -155,6 +216,29 @@ Result<ApplyOutcome> SqlApplier::apply_in_transaction(const InboxEntry& e, std::
       return make_error(Errc::invalid_input, literal.error().message);
     }
     values.emplace_back(col->column, std::move(*literal));
+  }
+
+  // Matching: an existing contact with the same external identifier is this entity.
+  if (!*local && !def->parent && options_.match_external_identifier && def->find_column("external_identifier")) {
+    const AttributeChange* ext = c.find_attribute("external_identifier");
+    if (ext && ext->to.is_string() && !ext->to.get_string().empty()) {
+      auto match = db_.query("SELECT t.id FROM " + table + " t WHERE t.external_identifier = " +
+                             db_.quote(ext->to.get_string()) + " AND NOT EXISTS (SELECT 1 FROM "
+                             "civishare_idmap m WHERE m.entity_table = " + db_.quote(def->table) +
+                             " AND m.local_id = t.id) LIMIT 2");
+      if (!match) return match.error();
+      if (match->rows.size() == 1 && match->rows[0][0]) {
+        const std::string matched = *match->rows[0][0];
+        if (auto s = db_.exec("INSERT INTO civishare_idmap (entity_table, global_ref, local_id) VALUES (" +
+                              db_.quote(def->table) + ", " + db_.quote(c.entity_reference) + ", " +
+                              db_.quote(matched) + ")");
+            !s) {
+          return s.error();
+        }
+        *local = matched;
+        *detail = "matched local id " + matched + " by external_identifier";
+      }
+    }
   }
 
   std::string id;
@@ -200,14 +284,34 @@ Result<ApplyOutcome> SqlApplier::apply_in_transaction(const InboxEntry& e, std::
     id = **local;
     // Only the columns whose stored value differs: a no-op change writes nothing.
     std::string where = " WHERE id = " + db_.quote(id);
-    std::string sets;
-    for (const auto& [col, lit] : values) {
-      const std::string q = Connection::quote_identifier(col);
-      // BINARY: the column collation would call a case-only change "equal".
+    // BINARY: the column collation would call a case-only change "equal".
+    auto equal = [&](const std::string& q, const std::string& lit) -> Result<bool> {
       auto same = db_.scalar("SELECT CAST(" + q + " AS BINARY) <=> CAST(" + lit +
                              " AS BINARY) FROM " + table + where);
       if (!same) return same.error();
-      if (*same && **same == "1") continue;
+      return *same && **same == "1";
+    };
+    std::string sets;
+    for (std::size_t i = 0; i < values.size(); ++i) {
+      const auto& [col, lit] = values[i];
+      const std::string q = Connection::quote_identifier(col);
+      auto same = equal(q, lit);
+      if (!same) return same.error();
+      if (*same) continue;
+      // A conflict: the local value is neither what the sender had before nor what it sends.
+      const AttributeChange& a = c.attribute_changes[i];
+      if (a.from) {
+        const ColumnDefinition* cdef = def->find_wire(a.name);
+        auto from_lit = translator_.to_sql(*cdef, *a.from);
+        if (!from_lit) return from_lit.error();
+        auto unchanged_here = equal(q, *from_lit);
+        if (!unchanged_here) return unchanged_here.error();
+        if (!*unchanged_here) {
+          auto take = resolve_conflict(e, *def, id, a, q, table + where, apply_id);
+          if (!take) return take.error();
+          if (!*take) continue;
+        }
+      }
       sets += (sets.empty() ? "" : ", ") + q + " = " + lit;
     }
     if (sets.empty()) return ApplyOutcome::unchanged;

@@ -19,8 +19,18 @@ namespace civishare {
 
 enum class ApplyOutcome { applied, unchanged, refused, already_applied };
 
+enum class ConflictPolicy {
+  newer_wins,  // the later change wins (change timestamp vs the contact's modified_date; ties by node name)
+  keep_local,  // the local value stays
+  review,      // the local value stays and the conflict waits in civishare_conflict for a person
+};
+
 struct SqlApplierOptions {
   std::string node;  // this node's name
+  ConflictPolicy conflict_policy = ConflictPolicy::newer_wins;
+  // Before creating a contact whose reference is unknown here, look for an existing one with the
+  // same external_identifier (and no mapping yet) and map it instead of creating a duplicate.
+  bool match_external_identifier = true;
   // Called for each entry taken off the inbox (metrics).
   std::function<void(const InboxEntry&, ApplyOutcome)> on_outcome;
 };
@@ -42,6 +52,11 @@ class SqlApplier {
   Result<ApplyOutcome> apply_in_transaction(const InboxEntry& entry, std::uint64_t apply_id,
                                             std::string* detail);
   Status record_refusal(const InboxEntry& entry, const std::string& why);
+  // Decides one conflicting attribute by the policy and records it in civishare_conflict.
+  // true = write the incoming value.
+  Result<bool> resolve_conflict(const InboxEntry& e, const TypeDefinition& def, const std::string& id,
+                                const AttributeChange& a, const std::string& column,
+                                const std::string& from_where, std::uint64_t apply_id);
 
   SqlApplierOptions options_;
   db::Connection db_;

@@ -29,6 +29,24 @@ const std::vector<std::string>& civishare_table_ddl() {
       "  PRIMARY KEY (apply_id),\n"
       "  UNIQUE KEY UI_signature (signature)\n"
       ") ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
+      "CREATE TABLE IF NOT EXISTS civishare_conflict (\n"
+      "  conflict_id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT,\n"
+      "  apply_id BIGINT UNSIGNED NOT NULL COMMENT 'civishare_applied row of the change',\n"
+      "  change_id VARCHAR(255) NOT NULL,\n"
+      "  came_from VARCHAR(16) NOT NULL,\n"
+      "  entity_table VARCHAR(64) NOT NULL,\n"
+      "  local_id INT UNSIGNED NOT NULL,\n"
+      "  entity_reference VARCHAR(64) NOT NULL,\n"
+      "  attribute VARCHAR(128) NOT NULL,\n"
+      "  local_value TEXT COMMENT 'the value here when the change arrived',\n"
+      "  from_value TEXT COMMENT 'the value the sender had before (JSON)',\n"
+      "  to_value TEXT COMMENT 'the value the sender sends (JSON)',\n"
+      "  policy VARCHAR(16) NOT NULL,\n"
+      "  resolution VARCHAR(16) NOT NULL COMMENT 'applied, kept_local or held (review)',\n"
+      "  created_date TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP,\n"
+      "  PRIMARY KEY (conflict_id),\n"
+      "  KEY index_resolution (resolution)\n"
+      ") ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci",
   };
   return ddl;
 }

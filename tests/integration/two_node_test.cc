@@ -12,6 +12,7 @@
 
 namespace civishare::testing {
 namespace {
+using namespace std::chrono_literals;
 
 class TwoNodes : public ::testing::Test {
  protected:
@@ -161,6 +162,82 @@ TEST_F(TwoNodes, RunOnceCatchesUpAndExits) {
                "SELECT legal_name FROM civicrm_contact WHERE contact_type = "
                "'Organization'") == "Verein";
   }));
+}
+
+TEST_F(TwoNodes, SameContactEditedOnBothSidesInTheSameSecondConvergesWithAConflictRecorded) {
+  a_->start();
+  b_->start();
+  auto a = a_->db().connect();
+  ASSERT_TRUE(a.exec("INSERT INTO civicrm_contact (contact_type, first_name, last_name) VALUES "
+                     "('Individual', 'Con', 'Flict')"));
+  const std::string a_id = std::to_string(a.last_insert_id());
+  std::string b_id;
+  ASSERT_TRUE(wait_until([&] {
+    b_id = b_->query("SELECT local_id FROM civishare_idmap WHERE global_ref = 'civi1-" + a_id + "'");
+    return b_id != "NULL";
+  }));
+  std::this_thread::sleep_for(1500ms);  // let the echo settle
+  // Both edit the same field at the same moment.
+  auto b = b_->db().connect();
+  std::thread on_b([&] { (void)b.exec("UPDATE civicrm_contact SET last_name = 'FromB' WHERE id = " + b_id); });
+  ASSERT_TRUE(a.exec("UPDATE civicrm_contact SET last_name = 'FromA' WHERE id = " + a_id));
+  on_b.join();
+  ASSERT_TRUE(wait_until([&] {
+    const std::string va = a_->query("SELECT last_name FROM civicrm_contact WHERE id = " + a_id);
+    const std::string vb = b_->query("SELECT last_name FROM civicrm_contact WHERE id = " + b_id);
+    return va == vb && (va == "FromA" || va == "FromB");
+  }, 30s)) << a_->query("SELECT last_name FROM civicrm_contact WHERE id = " + a_id) << " vs "
+           << b_->query("SELECT last_name FROM civicrm_contact WHERE id = " + b_id);
+  const int conflicts = std::stoi(a_->query("SELECT COUNT(*) FROM civishare_conflict")) +
+                        std::stoi(b_->query("SELECT COUNT(*) FROM civishare_conflict"));
+  EXPECT_GE(conflicts, 1);
+  EXPECT_EQ(a_->query("SELECT COUNT(*) FROM civishare_conflict WHERE policy <> 'newer_wins'"), "0");
+}
+
+TEST_F(TwoNodes, AnExistingContactWithTheSameExternalIdentifierIsMatchedNotDuplicated) {
+  // B knew this person before the link existed (history: not captured).
+  auto b = b_->db().connect();
+  ASSERT_TRUE(b.exec("INSERT INTO civicrm_contact (contact_type, first_name, last_name, external_identifier) "
+                     "VALUES ('Individual', 'Old', 'Member', 'MEMBER-42')"));
+  const std::string b_id = std::to_string(b.last_insert_id());
+  a_->start();
+  b_->start();
+  auto a = a_->db().connect();
+  ASSERT_TRUE(a.exec("INSERT INTO civicrm_contact (contact_type, first_name, last_name, external_identifier) "
+                     "VALUES ('Individual', 'New', 'Member', 'MEMBER-42')"));
+  const std::string ref = "civi1-" + std::to_string(a.last_insert_id());
+  ASSERT_TRUE(wait_until([&] {
+    return b_->query("SELECT local_id FROM civishare_idmap WHERE global_ref = '" + ref + "'") == b_id;
+  })) << b_->log();
+  EXPECT_EQ(b_->query("SELECT COUNT(*) FROM civicrm_contact WHERE external_identifier = 'MEMBER-42'"), "1");
+  EXPECT_EQ(b_->query("SELECT first_name FROM civicrm_contact WHERE id = " + b_id), "New");
+  EXPECT_NE(b_->query("SELECT detail FROM civishare_applied WHERE entity_reference = '" + ref + "'")
+                .find("matched local id " + b_id),
+            std::string::npos);
+}
+
+TEST_F(TwoNodes, KilledWhileApplyingFiveThousandChangesAppliesEachExactlyOnce) {
+  a_->start();
+  auto a = a_->db().connect();
+  ASSERT_TRUE(a.exec("INSERT INTO civicrm_contact (contact_type, first_name, last_name, external_identifier) "
+                     "SELECT 'Individual', 'K', CONCAT('L', seq), CONCAT('K', seq) FROM seq_1_to_1000"));
+  for (int k = 1; k <= 4; ++k) {
+    ASSERT_TRUE(a.exec("UPDATE civicrm_contact SET first_name = 'K" + std::to_string(k) + "'"));
+  }
+  b_->start();
+  int kills = 0;
+  while (b_->query("SELECT COUNT(*) FROM civishare_applied") != "5000" && kills < 40) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(400 + 97 * (kills % 7)));
+    b_->kill();
+    ++kills;
+    b_->start();
+  }
+  ASSERT_TRUE(wait_until([&] { return b_->query("SELECT COUNT(*) FROM civishare_applied") == "5000"; }, 120s))
+      << b_->query("SELECT COUNT(*) FROM civishare_applied");
+  EXPECT_GE(kills, 3);
+  EXPECT_EQ(b_->query("SELECT COUNT(DISTINCT change_id) FROM civishare_applied"), "5000");
+  EXPECT_EQ(b_->query("SELECT COUNT(*) FROM civicrm_contact"), "1000");
+  EXPECT_EQ(b_->query("SELECT COUNT(*) FROM civicrm_contact WHERE first_name = 'K4'"), "1000");
 }
 
 // Bad configs: exit 1, message names the key. No database needed.
