@@ -318,6 +318,17 @@ Result<ApplyOutcome> SqlApplier::apply_in_transaction(const InboxEntry& e, std::
     if (auto s = db_.exec("UPDATE " + table + " SET " + sets + where); !s) return s.error();
     wrote = true;
   }
+  // A contact keeps exactly one primary email/phone/address: this one now, if it says so.
+  if (wrote && def->parent && def->find_column("is_primary")) {
+    const std::string parent_col = Connection::quote_identifier(def->parent->column);
+    if (auto s = db_.exec("UPDATE " + table + " other JOIN " + table + " me ON me.id = " + db_.quote(id) +
+                          " AND other." + parent_col + " = me." + parent_col +
+                          " SET other.is_primary = 0 WHERE me.is_primary = 1 AND other.id <> me.id "
+                          "AND other.is_primary = 1");
+        !s) {
+      return s.error();
+    }
+  }
   if (wrote && !def->derived.empty()) {
     std::string sets;
     for (const auto& [col, expr] : def->derived) {

@@ -240,6 +240,69 @@ TEST_F(TwoNodes, KilledWhileApplyingFiveThousandChangesAppliesEachExactlyOnce) {
   EXPECT_EQ(b_->query("SELECT COUNT(*) FROM civicrm_contact WHERE first_name = 'K4'"), "1000");
 }
 
+TEST_F(TwoNodes, EmailsPhonesAndAddressesFollowTheirContactWithLocalIds) {
+  const std::vector<std::string> all = {"civishare.change.contact.base", "civishare.change.contact.email",
+                                        "civishare.change.contact.phone", "civishare.change.contact.address"};
+  a_->configure({{Link{"civi2", secret_, all, all}, b_.get()}});
+  b_->configure({{Link{"civi1", secret_, all, all}, a_.get()}});
+  a_->start();
+  b_->start();
+  auto a = a_->db().connect();
+  ASSERT_TRUE(a.exec("START TRANSACTION"));
+  ASSERT_TRUE(a.exec("INSERT INTO civicrm_contact (contact_type, first_name, last_name) VALUES "
+                     "('Individual', 'Grace', 'Hopper')"));
+  const std::string a_id = std::to_string(a.last_insert_id());
+  ASSERT_TRUE(a.exec("INSERT INTO civicrm_email (contact_id, location_type_id, email, is_primary) VALUES (" +
+                     a_id + ", 2, 'grace@navy.example', 1)"));
+  const std::string a_email = std::to_string(a.last_insert_id());
+  ASSERT_TRUE(a.exec("INSERT INTO civicrm_phone (contact_id, location_type_id, phone, phone_type_id, is_primary) "
+                     "VALUES (" + a_id + ", 1, '+1 202 555 0100', 2, 1)"));
+  const std::string a_phone = std::to_string(a.last_insert_id());
+  ASSERT_TRUE(a.exec("INSERT INTO civicrm_address (contact_id, location_type_id, street_address, city, "
+                     "country_id, is_primary) VALUES (" + a_id + ", 1, '1 Navy Yard', 'Washington', 1228, 1)"));
+  ASSERT_TRUE(a.exec("COMMIT"));
+
+  std::string b_id;
+  ASSERT_TRUE(wait_until([&] {
+    b_id = b_->query("SELECT local_id FROM civishare_idmap WHERE global_ref = 'civi1-" + a_id + "'");
+    return b_id != "NULL" && b_->query("SELECT COUNT(*) FROM civicrm_address WHERE contact_id = " + b_id) == "1";
+  })) << b_->log();
+  // Location type Work is 2 on A and 12 on B; Mobile 2 and 12; the United States 1228 and 1238.
+  EXPECT_EQ(b_->query("SELECT CONCAT_WS('|', email, location_type_id, is_primary) FROM civicrm_email "
+                      "WHERE contact_id = " + b_id), "grace@navy.example|12|1");
+  EXPECT_EQ(b_->query("SELECT CONCAT_WS('|', phone, phone_type_id, location_type_id, phone_numeric) FROM "
+                      "civicrm_phone WHERE contact_id = " + b_id), "+1 202 555 0100|12|11|12025550100");
+  EXPECT_EQ(b_->query("SELECT CONCAT_WS('|', street_address, city, country_id) FROM civicrm_address "
+                      "WHERE contact_id = " + b_id), "1 Navy Yard|Washington|1238");
+
+  // A new primary email on A (CiviCRM unsets the old one): B ends with exactly one primary.
+  ASSERT_TRUE(a.exec("INSERT INTO civicrm_email (contact_id, location_type_id, email, is_primary) VALUES (" +
+                     a_id + ", 1, 'grace@home.example', 1)"));
+  ASSERT_TRUE(a.exec("UPDATE civicrm_email SET is_primary = 0 WHERE id = " + a_email));
+  ASSERT_TRUE(wait_until([&] {
+    return b_->query("SELECT GROUP_CONCAT(CONCAT(email, '=', is_primary) ORDER BY email) FROM civicrm_email "
+                     "WHERE contact_id = " + b_id) == "grace@home.example=1,grace@navy.example=0";
+  })) << b_->query("SELECT GROUP_CONCAT(CONCAT(email, '=', is_primary) ORDER BY email) FROM civicrm_email "
+                   "WHERE contact_id = " + b_id);
+  // A phone deleted on A goes on B.
+  ASSERT_TRUE(a.exec("DELETE FROM civicrm_phone WHERE id = " + a_phone));
+  ASSERT_TRUE(wait_until([&] {
+    return b_->query("SELECT COUNT(*) FROM civicrm_phone WHERE contact_id = " + b_id) == "0";
+  }));
+  // And an email added on B reaches A.
+  auto b = b_->db().connect();
+  ASSERT_TRUE(b.exec("INSERT INTO civicrm_email (contact_id, location_type_id, email) VALUES (" + b_id +
+                     ", 14, 'grace@other.example')"));
+  ASSERT_TRUE(wait_until([&] {
+    return a_->query("SELECT location_type_id FROM civicrm_email WHERE email = 'grace@other.example'") == "4";
+  }));
+  // Quiet afterwards.
+  std::this_thread::sleep_for(2s);
+  const std::string rows = log_rows(*a_) + "/" + log_rows(*b_);
+  std::this_thread::sleep_for(5s);
+  EXPECT_EQ(log_rows(*a_) + "/" + log_rows(*b_), rows);
+}
+
 // Bad configs: exit 1, message names the key. No database needed.
 class BadConfig : public ::testing::Test {
  protected:
