@@ -7,6 +7,20 @@ namespace civishare {
 namespace json = boost::json;
 using db::Connection;
 
+Result<std::size_t> Applier::apply_pending(std::size_t max) {
+  auto entries = store_.read_inbox(max);
+  if (!entries) return entries.error();
+  std::size_t done = 0;
+  for (const auto& e : *entries) {
+    auto outcome = apply(e);
+    if (!outcome) return outcome.error();
+    if (auto s = store_.remove_inbox(e.seq); !s) return s.error();
+    observe(e, *outcome);
+    ++done;
+  }
+  return done;
+}
+
 const char* to_string(ApplyOutcome o) {
   switch (o) {
     case ApplyOutcome::applied:
@@ -38,25 +52,12 @@ std::string chain_json(const Change& c) {
 
 SqlApplier::SqlApplier(SqlApplierOptions options, db::Connection connection, Store& store,
                        const TypeRegistry& types)
-    : options_(std::move(options)),
+    : Applier(store),
+      options_(std::move(options)),
       db_(std::move(connection)),
       translator_(db_),
-      store_(store),
       types_(types) {}
 
-Result<std::size_t> SqlApplier::apply_pending(std::size_t max) {
-  auto entries = store_.read_inbox(max);
-  if (!entries) return entries.error();
-  std::size_t done = 0;
-  for (const auto& e : *entries) {
-    auto outcome = apply(e);
-    if (!outcome) return outcome.error();
-    if (auto s = store_.remove_inbox(e.seq); !s) return s.error();
-    if (options_.on_outcome) options_.on_outcome(e, *outcome);
-    ++done;
-  }
-  return done;
-}
 
 Status SqlApplier::record_refusal(const InboxEntry& e, const std::string& why) {
   const Change& c = e.change;

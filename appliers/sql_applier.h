@@ -13,17 +13,10 @@
 #include "schemas/db/translator.h"
 #include "schemas/result.h"
 #include "schemas/type_definition.h"
+#include "appliers/applier.h"
 #include "transport/queue/store.h"
 
 namespace civishare {
-
-enum class ApplyOutcome { applied, unchanged, refused, already_applied };
-
-enum class ConflictPolicy {
-  newer_wins,  // the later change wins (change timestamp vs the contact's modified_date; ties by node name)
-  keep_local,  // the local value stays
-  review,      // the local value stays and the conflict waits in civishare_conflict for a person
-};
 
 struct SqlApplierOptions {
   std::string node;  // this node's name
@@ -34,19 +27,17 @@ struct SqlApplierOptions {
   // Called for each entry taken off the inbox (metrics).
   std::function<void(const InboxEntry&, ApplyOutcome)> on_outcome;
 };
-const char* to_string(ApplyOutcome outcome);
-
-class SqlApplier {
+class SqlApplier : public Applier {
  public:
   SqlApplier(SqlApplierOptions options, db::Connection connection, Store& store,
              const TypeRegistry& types);
 
-  // Applies up to `max` inbox entries in order. Returns how many were taken off the inbox.
-  // A database error stops the step and leaves the entry in the inbox (retried later).
-  Result<std::size_t> apply_pending(std::size_t max = 100);
+  Result<ApplyOutcome> apply(const InboxEntry& entry) override;
 
-  // Applies one entry; exposed for tests.
-  Result<ApplyOutcome> apply(const InboxEntry& entry);
+ protected:
+  void observe(const InboxEntry& e, ApplyOutcome o) override {
+    if (options_.on_outcome) options_.on_outcome(e, o);
+  }
 
  private:
   Result<ApplyOutcome> apply_in_transaction(const InboxEntry& entry, std::uint64_t apply_id,
@@ -61,7 +52,6 @@ class SqlApplier {
   SqlApplierOptions options_;
   db::Connection db_;
   db::Translator translator_;
-  Store& store_;
   const TypeRegistry& types_;
 };
 

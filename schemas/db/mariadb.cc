@@ -12,13 +12,16 @@ int Rows::index(std::string_view name) const {
 }
 
 Connection::Connection(MYSQL* handle) : handle_(handle) {}
-Connection::Connection(Connection&& other) noexcept : handle_(other.handle_) {
+Connection::Connection(Connection&& other) noexcept
+    : handle_(other.handle_), affected_rows_(other.affected_rows_), last_insert_id_(other.last_insert_id_) {
   other.handle_ = nullptr;
 }
 Connection& Connection::operator=(Connection&& other) noexcept {
   if (this != &other) {
     if (handle_) mysql_close(handle_);
     handle_ = other.handle_;
+    affected_rows_ = other.affected_rows_;
+    last_insert_id_ = other.last_insert_id_;
     other.handle_ = nullptr;
   }
   return *this;
@@ -57,6 +60,9 @@ Error Connection::error(std::string_view what) const {
 
 Status Connection::exec(std::string_view sql) {
   if (mysql_real_query(handle_, sql.data(), sql.size()) != 0) return error(sql);
+  // Read these now: draining the results below resets them.
+  affected_rows_ = mysql_affected_rows(handle_);
+  last_insert_id_ = mysql_insert_id(handle_);
   // Drain any result so the connection stays usable.
   do {
     if (MYSQL_RES* res = mysql_store_result(handle_)) mysql_free_result(res);
@@ -154,11 +160,7 @@ std::string Connection::quote_identifier(std::string_view name) {
   return out;
 }
 
-std::uint64_t Connection::last_insert_id() const {
-  return mysql_insert_id(handle_);
-}
-std::uint64_t Connection::affected_rows() const {
-  return mysql_affected_rows(handle_);
-}
+std::uint64_t Connection::last_insert_id() const { return last_insert_id_; }
+std::uint64_t Connection::affected_rows() const { return affected_rows_; }
 
 }  // namespace civishare::db

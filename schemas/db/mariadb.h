@@ -66,6 +66,8 @@ class Connection {
   explicit Connection(MYSQL* handle);
   Error error(std::string_view what) const;
   MYSQL* handle_ = nullptr;
+  std::uint64_t affected_rows_ = 0;   // of the last exec()
+  std::uint64_t last_insert_id_ = 0;  // of the last exec()
 };
 
 }  // namespace civishare::db

@@ -453,3 +453,28 @@ Result<std::uint64_t> Store::counter(const std::string& name) {
 }
 
 }  // namespace civishare
+
+namespace civishare {
+
+Result<std::string> Store::value(const std::string& key) {
+  std::string v;
+  auto s = db_->Get(rocksdb::ReadOptions(), "v/" + key, &v);
+  if (s.IsNotFound()) return std::string();
+  if (!s.ok()) return storage_error(s, "reading " + key);
+  return v;
+}
+
+Status Store::put_values(const std::vector<std::pair<std::string, std::string>>& values) {
+  rocksdb::WriteBatch wb;
+  for (const auto& [k, v] : values) {
+    if (v.empty()) wb.Delete("v/" + k);
+    else wb.Put("v/" + k, v);
+  }
+  rocksdb::WriteOptions wo;
+  wo.sync = true;
+  auto s = db_->Write(wo, &wb);
+  if (!s.ok()) return storage_error(s, "writing values");
+  return ok_status();
+}
+
+}  // namespace civishare

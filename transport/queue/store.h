@@ -115,6 +115,11 @@ class Store {
   // changes dropped as loops (already processed) in one batch.
   Status commit_receive(const std::string& peer, const std::string& message_id,
                         std::vector<InboxEntry> entries, std::uint64_t loops_dropped = 0);
+  // Small named values for components without a database of their own (the APIv4 applier's
+  // idmap and applied set). "" = absent.
+  Result<std::string> value(const std::string& key);
+  Status put_values(const std::vector<std::pair<std::string, std::string>>& values);  // "" erases
+
   // Persistent counters (`civishare status` reads them beside a running agent).
   static constexpr const char* kLoopsDropped = "loops_dropped";
   Result<std::uint64_t> counter(const std::string& name);
