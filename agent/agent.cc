@@ -14,6 +14,7 @@
 
 #include "agent/metrics.h"
 #include "agent/status_page.h"
+#include "appliers/apiv4_applier.h"
 #include "appliers/sql_applier.h"
 #include "capture/log_table_source.h"
 #include "schemas/db/civishare_tables.h"
@@ -92,6 +93,7 @@ Result<std::unique_ptr<LogTableSource>> open_source(const Config& c, Store& stor
   o.fallback_lag_s = c.capture.fallback_lag_s;
   o.reread_horizon_s = c.capture.reread_horizon_s;
   o.reread_interval_s = c.capture.reread_interval_s;
+  if (c.applier.kind == "apiv4") o.api_contact_id = c.applier.contact_id;
   return LogTableSource::open(std::move(o), c.connection_options(), store);
 }
 
@@ -635,29 +637,16 @@ int Agent::run(bool once, std::atomic<bool>& stop) {
   }
 
   std::thread applier_thread([&] {
-    std::unique_ptr<SqlApplier> applier;
+    std::unique_ptr<Applier> applier;
     int failures = 0;
     std::uint64_t seen = inbox_signal.generation();
+    const ConflictPolicy policy =
+        config_.applier.conflict_policy == "keep_local" ? ConflictPolicy::keep_local
+        : config_.applier.conflict_policy == "review"   ? ConflictPolicy::review
+                                                         : ConflictPolicy::newer_wins;
     while (!stop) {
       if (!applier) {
-        auto conn = connect(config_);
-        if (!conn) {
-          log_error("applier", conn.error().message + "; received changes stay in the inbox");
-          if (once) {
-            failed = true;
-            break;
-          }
-          seen = inbox_signal.wait(seen, backoff_ms(failures++), stop);
-          continue;
-        }
-        SqlApplierOptions applier_options;
-        applier_options.node = config_.node.name;
-        applier_options.conflict_policy =
-            config_.applier.conflict_policy == "keep_local" ? ConflictPolicy::keep_local
-            : config_.applier.conflict_policy == "review"   ? ConflictPolicy::review
-                                                             : ConflictPolicy::newer_wins;
-        applier_options.match_external_identifier = config_.applier.match == "external_identifier";
-        applier_options.on_outcome = [&](const InboxEntry& e, ApplyOutcome outcome) {
+        auto on_outcome = [&](const InboxEntry& e, ApplyOutcome outcome) {
           switch (outcome) {
             case ApplyOutcome::applied:
               metrics.applied++;
@@ -675,7 +664,35 @@ int Agent::run(bool once, std::atomic<bool>& stop) {
             metrics.receive_to_apply.observe(static_cast<double>(unix_now() - e.received_at));
           }
         };
-        applier = std::make_unique<SqlApplier>(applier_options, std::move(*conn), *store_, types);
+        if (config_.applier.kind == "apiv4") {
+          Apiv4ApplierOptions o;
+          o.node = config_.node.name;
+          o.url = config_.applier.url;
+          o.api_key = config_.applier.api_key;
+          o.site_key = config_.applier.site_key;
+          o.contact_id = config_.applier.contact_id;
+          o.conflict_policy = policy;
+          o.match_external_identifier = config_.applier.match == "external_identifier";
+          o.on_outcome = on_outcome;
+          applier = std::make_unique<Apiv4Applier>(o, *store_, types);
+        } else {
+          auto conn = connect(config_);
+          if (!conn) {
+            log_error("applier", conn.error().message + "; received changes stay in the inbox");
+            if (once) {
+              failed = true;
+              break;
+            }
+            seen = inbox_signal.wait(seen, backoff_ms(failures++), stop);
+            continue;
+          }
+          SqlApplierOptions o;
+          o.node = config_.node.name;
+          o.conflict_policy = policy;
+          o.match_external_identifier = config_.applier.match == "external_identifier";
+          o.on_outcome = on_outcome;
+          applier = std::make_unique<SqlApplier>(o, std::move(*conn), *store_, types);
+        }
       }
       auto r = applier->apply_pending();
       if (!r) {

@@ -291,9 +291,19 @@ Result<Config> parse_config(std::string_view text, const std::string& origin) {
     CIVISHARE_TRY(read(*app, "applier", "contact_id", c.applier.contact_id));
   }
   if (c.applier.kind == "apiv4") {
-    return bad("applier.kind", "= \"apiv4\" is not available in this version yet; use \"sql\"");
+    if (!valid_url(c.applier.url)) {
+      return bad("applier.url", "must be the APIv4 REST base, e.g. "
+                                "`https://civi1.example.org/civicrm/ajax/api4`");
+    }
+    if (c.applier.api_key.empty()) return bad("applier.api_key", "is required for kind = \"apiv4\"");
+    if (c.applier.site_key.empty()) return bad("applier.site_key", "is required for kind = \"apiv4\"");
+    if (c.applier.contact_id <= 0) {
+      return bad("applier.contact_id", "must be the id of the API contact (its writes are recognised "
+                                       "as CiviShare's own by their log_user_id)");
+    }
+  } else if (c.applier.kind != "sql") {
+    return bad("applier.kind", "must be \"sql\" or \"apiv4\"");
   }
-  if (c.applier.kind != "sql") return bad("applier.kind", "must be \"sql\" or \"apiv4\"");
   if (c.applier.conflict_policy != "newer_wins" && c.applier.conflict_policy != "keep_local" &&
       c.applier.conflict_policy != "review") {
     return bad("applier.conflict_policy", "must be \"newer_wins\", \"keep_local\" or \"review\"");

@@ -24,10 +24,6 @@ std::string apiv4_field(const ColumnDefinition& column) {
   }
 }
 
-std::string Apiv4Applier::echo_key(const std::string& table, const std::string& local_id) {
-  return "apiv4/echo/" + table + "/" + local_id;
-}
-
 Apiv4Applier::Apiv4Applier(Apiv4ApplierOptions options, Store& store, const TypeRegistry& types)
     : Applier(store), options_(std::move(options)), types_(types) {
   curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -148,7 +144,7 @@ Result<ApplyOutcome> Apiv4Applier::apply_change(
   auto note_echo = [&](const std::string& id) {
     json::array chain;
     for (const auto& s : c.loop_detection) chain.push_back(json::string(s));
-    record->emplace_back(echo_key(def->table, id),
+    record->emplace_back(Store::apiv4_echo_key(def->table, id),
                          json::serialize(json::object{{"change_id", c.id}, {"chain", chain},
                                                       {"came_from", e.came_from},
                                                       {"timestamp", c.timestamp},
@@ -183,12 +179,12 @@ Result<ApplyOutcome> Apiv4Applier::apply_change(
       if (!found) return found.error();
       if (found->size() == 1) {
         const std::string id = json::serialize(found->at(0).at("id"));
-        auto reverse = store_.value("apiv4/idmap_local/" + def->table + "/" + id);
+        auto reverse = store_.value(Store::apiv4_reference_key(def->table, id));
         if (!reverse) return reverse.error();
         if (reverse->empty()) {
           *local = id;
           record->emplace_back(idmap_key, id);
-          record->emplace_back("apiv4/idmap_local/" + def->table + "/" + id, c.entity_reference);
+          record->emplace_back(Store::apiv4_reference_key(def->table, id), c.entity_reference);
           *detail = "matched local id " + id + " by external_identifier";
         }
       }
@@ -215,7 +211,7 @@ Result<ApplyOutcome> Apiv4Applier::apply_change(
     const std::string id = json::serialize(created->at(0).at("id"));
     if (c.entity_reference != options_.node + "-" + id) {
       record->emplace_back(idmap_key, id);
-      record->emplace_back("apiv4/idmap_local/" + def->table + "/" + id, c.entity_reference);
+      record->emplace_back(Store::apiv4_reference_key(def->table, id), c.entity_reference);
     }
     note_echo(id);
     *detail = "local id " + id;

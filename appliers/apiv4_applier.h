@@ -40,9 +40,6 @@ class Apiv4Applier : public Applier {
   ~Apiv4Applier() override;
   Result<ApplyOutcome> apply(const InboxEntry& entry) override;
 
-  // Store keys, shared with capture for echo linking.
-  static std::string echo_key(const std::string& table, const std::string& local_id);
-
  protected:
   void observe(const InboxEntry& e, ApplyOutcome o) override {
     if (options_.on_outcome) options_.on_outcome(e, o);

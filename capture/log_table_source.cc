@@ -175,6 +175,11 @@ struct LogTableSource::Impl {
     auto img = image(images, def, id);
     if (!img) return img.error();
     if (*img) return (*img)->entity_reference;
+    if (o.api_contact_id > 0) {  // the APIv4 applier keeps its idmap in the store
+      auto mapped = store.value(Store::apiv4_reference_key(def.table, id));
+      if (!mapped) return mapped.error();
+      if (!mapped->empty()) return *mapped;
+    }
     return db::global_reference(lookup, o.node, def.table, id);
   }
 
@@ -258,8 +263,24 @@ struct LogTableSource::Impl {
     }
     change.id = o.node + "-" + lr.hash();
 
-    // Echo linking: rows our own SQL applier wrote carry its marker in log_conn_id.
+    // Echo linking: rows our own SQL applier wrote carry its marker in log_conn_id; rows the
+    // APIv4 applier had CiviCRM write carry the API contact in log_user_id, and the applier noted
+    // what it wrote per entity.
     OutboxEntry entry;
+    if (auto user = lr.get("log_user_id");
+        o.api_contact_id > 0 && user && *user == std::to_string(o.api_contact_id)) {
+      auto noted = store.value(Store::apiv4_echo_key(def.table, *id));
+      if (!noted) return noted.error();
+      boost::system::error_code ec;
+      json::value v = noted->empty() ? json::value() : json::parse(*noted, ec);
+      if (!ec && v.is_object()) {
+        const auto& n = v.get_object();
+        change.id = std::string(n.at("change_id").as_string());
+        change.timestamp = std::string(n.at("timestamp").as_string());
+        for (const auto& s : n.at("chain").as_array()) change.loop_detection.emplace_back(s.as_string());
+        entry.came_from = std::string(n.at("came_from").as_string());
+      }
+    }
     auto conn = lr.get("log_conn_id");
     if (auto apply_id = conn ? db::apply_id_from_marker(*conn) : std::nullopt) {
       auto applied = lookup.query(

@@ -7,6 +7,7 @@
 #include <memory>
 
 #include "schemas/db/mariadb.h"
+#include "tests/support/civicrm_standin.h"
 #include "tests/support/cluster.h"
 #include "transport/webhook.h"
 
@@ -301,6 +302,38 @@ TEST_F(TwoNodes, EmailsPhonesAndAddressesFollowTheirContactWithLocalIds) {
   const std::string rows = log_rows(*a_) + "/" + log_rows(*b_);
   std::this_thread::sleep_for(5s);
   EXPECT_EQ(log_rows(*a_) + "/" + log_rows(*b_), rows);
+}
+
+TEST_F(TwoNodes, ANodeApplyingThroughApiv4ShareBothWaysWithoutPingPong) {
+  // B writes through CiviCRM's REST API (the stand-in, as API contact 2) instead of SQL.
+  CiviCrmStandIn api(b_->db(), "key-b", "site-b", 2);
+  b_->applier_section = "kind = \"apiv4\"\nurl = \"" + api.url() +
+                        "\"\napi_key = \"key-b\"\nsite_key = \"site-b\"\ncontact_id = 2\n";
+  write_configs(secret_, secret_);
+  a_->start();
+  b_->start();
+  auto a = a_->db().connect();
+  ASSERT_TRUE(a.exec("INSERT INTO civicrm_contact (contact_type, first_name, last_name, gender_id) VALUES "
+                     "('Individual', 'Api', 'Four', 1)"));
+  const std::string a_id = std::to_string(a.last_insert_id());
+  ASSERT_TRUE(wait_until([&] {
+    return b_->query("SELECT CONCAT_WS('|', first_name, gender_id, display_name) FROM civicrm_contact "
+                     "WHERE last_name = 'Four'") == "Api|11|Api Four";
+  })) << b_->log();
+  EXPECT_EQ(b_->query("SELECT log_user_id FROM log_civicrm_contact WHERE last_name = 'Four' LIMIT 1"), "2");
+  const std::string b_id = b_->query("SELECT id FROM civicrm_contact WHERE last_name = 'Four'");
+  // A local edit on B goes back to A; the API's own writes do not.
+  auto b = b_->db().connect();
+  ASSERT_TRUE(b.exec("UPDATE civicrm_contact SET job_title = 'Engine' WHERE id = " + b_id));
+  ASSERT_TRUE(wait_until([&] {
+    return a_->query("SELECT job_title FROM civicrm_contact WHERE id = " + a_id) == "Engine";
+  }));
+  std::this_thread::sleep_for(2s);
+  EXPECT_EQ(a_->query("SELECT COUNT(*) FROM civishare_applied"), "1");  // only the job title
+  const std::string rows = log_rows(*a_) + "/" + log_rows(*b_);
+  std::this_thread::sleep_for(5s);
+  EXPECT_EQ(log_rows(*a_) + "/" + log_rows(*b_), rows);
+  EXPECT_TRUE(api.violations().empty());
 }
 
 // Bad configs: exit 1, message names the key. No database needed.

@@ -32,6 +32,8 @@ class TestNode {
   const std::string& dir() const { return dir_; }
   const std::string& config_path() const { return config_path_; }
   MariaDbServer& db() { return *db_; }
+  // The body of the [applier] section written by configure().
+  std::string applier_section = "kind = \"sql\"\n";
 
   // Writes the config: links to other nodes (whose receiver ports come from `peers`), plus any
   // extra TOML appended to the [receiver] section and the end of the file.

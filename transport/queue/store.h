@@ -118,6 +118,13 @@ class Store {
   // Small named values for components without a database of their own (the APIv4 applier's
   // idmap and applied set). "" = absent.
   Result<std::string> value(const std::string& key);
+  // Keys of the APIv4 applier's notes, which capture reads to recognise its echoes.
+  static std::string apiv4_echo_key(const std::string& table, const std::string& local_id) {
+    return "apiv4/echo/" + table + "/" + local_id;
+  }
+  static std::string apiv4_reference_key(const std::string& table, const std::string& local_id) {
+    return "apiv4/idmap_local/" + table + "/" + local_id;
+  }
   Status put_values(const std::vector<std::pair<std::string, std::string>>& values);  // "" erases
 
   // Persistent counters (`civishare status` reads them beside a running agent).
