@@ -640,10 +640,18 @@ int Agent::run(bool once, std::atomic<bool>& stop) {
     std::unique_ptr<Applier> applier;
     int failures = 0;
     std::uint64_t seen = inbox_signal.generation();
-    const ConflictPolicy policy =
-        config_.applier.conflict_policy == "keep_local" ? ConflictPolicy::keep_local
-        : config_.applier.conflict_policy == "review"   ? ConflictPolicy::review
-                                                         : ConflictPolicy::newer_wins;
+    auto policy_of = [](const std::string& name) {
+      return name == "keep_local" ? ConflictPolicy::keep_local
+             : name == "review"   ? ConflictPolicy::review
+                                  : ConflictPolicy::newer_wins;
+    };
+    const ConflictPolicy policy = policy_of(config_.applier.conflict_policy);
+    std::map<std::string, ConflictPolicy> policy_by_type;
+    for (const auto& [type, name] : config_.applier.conflict_policy_by_type) policy_by_type[type] = policy_of(name);
+    auto matches = [&](const char* rule) {
+      const auto& m = config_.applier.match;
+      return std::find(m.begin(), m.end(), rule) != m.end();
+    };
     while (!stop) {
       if (!applier) {
         auto on_outcome = [&](const InboxEntry& e, ApplyOutcome outcome) {
@@ -672,7 +680,8 @@ int Agent::run(bool once, std::atomic<bool>& stop) {
           o.site_key = config_.applier.site_key;
           o.contact_id = config_.applier.contact_id;
           o.conflict_policy = policy;
-          o.match_external_identifier = config_.applier.match == "external_identifier";
+          o.match_external_identifier = matches("external_identifier");
+          o.conflict_policy_by_type = policy_by_type;
           o.on_outcome = on_outcome;
           applier = std::make_unique<Apiv4Applier>(o, *store_, types);
         } else {
@@ -689,7 +698,9 @@ int Agent::run(bool once, std::atomic<bool>& stop) {
           SqlApplierOptions o;
           o.node = config_.node.name;
           o.conflict_policy = policy;
-          o.match_external_identifier = config_.applier.match == "external_identifier";
+          o.match_external_identifier = matches("external_identifier");
+          o.match_email_last_name = matches("email_last_name");
+          o.conflict_policy_by_type = policy_by_type;
           o.on_outcome = on_outcome;
           applier = std::make_unique<SqlApplier>(o, std::move(*conn), *store_, types);
         }

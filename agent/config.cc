@@ -281,9 +281,21 @@ Result<Config> parse_config(std::string_view text, const std::string& origin) {
     return bad("log.format", "must be \"text\" or \"json\"");
   if (const toml::table* app = section(root, "applier")) {
     CIVISHARE_TRY(only_keys(*app, "applier", {"kind", "url", "api_key", "site_key", "contact_id",
-                                               "conflict_policy", "match"}));
+                                               "conflict_policy", "conflict_policy_by_type", "match"}));
     CIVISHARE_TRY(read(*app, "applier", "conflict_policy", c.applier.conflict_policy));
     CIVISHARE_TRY(read(*app, "applier", "match", c.applier.match));
+    if (const toml::node* by = app->get("conflict_policy_by_type")) {
+      const toml::table* t = by->as_table();
+      if (!t) {
+        return bad("applier.conflict_policy_by_type",
+                   "must be a table, e.g. { \"civishare.change.contact.email\" = \"keep_local\" }");
+      }
+      for (const auto& [k, v] : *t) {
+        auto policy = v.value<std::string>();
+        if (!policy) return bad("applier.conflict_policy_by_type", "values must be policy names");
+        c.applier.conflict_policy_by_type[std::string(k.str())] = *policy;
+      }
+    }
     CIVISHARE_TRY(read(*app, "applier", "kind", c.applier.kind));
     CIVISHARE_TRY(read(*app, "applier", "url", c.applier.url));
     CIVISHARE_TRY(read(*app, "applier", "api_key", c.applier.api_key));
@@ -304,12 +316,22 @@ Result<Config> parse_config(std::string_view text, const std::string& origin) {
   } else if (c.applier.kind != "sql") {
     return bad("applier.kind", "must be \"sql\" or \"apiv4\"");
   }
-  if (c.applier.conflict_policy != "newer_wins" && c.applier.conflict_policy != "keep_local" &&
-      c.applier.conflict_policy != "review") {
+  auto valid_policy = [](const std::string& p) {
+    return p == "newer_wins" || p == "keep_local" || p == "review";
+  };
+  if (!valid_policy(c.applier.conflict_policy)) {
     return bad("applier.conflict_policy", "must be \"newer_wins\", \"keep_local\" or \"review\"");
   }
-  if (c.applier.match != "external_identifier" && c.applier.match != "none") {
-    return bad("applier.match", "must be \"external_identifier\" or \"none\"");
+  for (const auto& [type, policy] : c.applier.conflict_policy_by_type) {
+    if (!c.types.find(type)) return bad("applier.conflict_policy_by_type", "names unknown type `" + type + "`");
+    if (!valid_policy(policy)) {
+      return bad("applier.conflict_policy_by_type." + type, "must be \"newer_wins\", \"keep_local\" or \"review\"");
+    }
+  }
+  for (const auto& rule : c.applier.match) {
+    if (rule != "external_identifier" && rule != "email_last_name") {
+      return bad("applier.match", "rules are \"external_identifier\" and \"email_last_name\" (`[]` = always create)");
+    }
   }
 
   if (const toml::node* peers = root.get("peer")) {

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -73,7 +74,10 @@ struct Config {
     std::string site_key;
     std::int64_t contact_id = 0;
     std::string conflict_policy = "newer_wins";  // newer_wins | keep_local | review
-    std::string match = "external_identifier";   // external_identifier | none
+    // Rules to find an existing contact before creating one, in order: external_identifier,
+    // email_last_name. Empty = always create.
+    std::vector<std::string> match = {"external_identifier"};
+    std::map<std::string, std::string> conflict_policy_by_type;  // type -> policy
   } applier;
 
   struct Peer {

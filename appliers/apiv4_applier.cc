@@ -254,7 +254,11 @@ Result<ApplyOutcome> Apiv4Applier::apply_change(
     if (local_value == a.to) continue;
     if (a.from && local_value != *a.from) {
       bool take = false;
-      if (options_.conflict_policy == ConflictPolicy::newer_wins) {
+      auto by_type = options_.conflict_policy_by_type.find(c.type);
+      const ConflictPolicy policy = by_type != options_.conflict_policy_by_type.end()
+                                        ? by_type->second
+                                        : options_.conflict_policy;
+      if (policy == ConflictPolicy::newer_wins) {
         auto mine = modified();
         if (!mine) return mine.error();
         // "2026-11-28T09:59:58Z" and CiviCRM's "2026-11-28 09:59:58" (the API answers in the

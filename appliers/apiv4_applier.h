@@ -13,6 +13,7 @@
 
 #include <boost/json.hpp>
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
 
@@ -31,6 +32,7 @@ struct Apiv4ApplierOptions {
   long timeout_ms = 30000;
   ConflictPolicy conflict_policy = ConflictPolicy::newer_wins;
   bool match_external_identifier = true;
+  std::map<std::string, ConflictPolicy> conflict_policy_by_type;  // over conflict_policy
   std::function<void(const InboxEntry&, ApplyOutcome)> on_outcome;
 };
 

@@ -125,7 +125,8 @@ Result<bool> SqlApplier::resolve_conflict(const InboxEntry& e, const TypeDefinit
   if (!local) return local.error();
   bool take = false;
   std::string policy, resolution;
-  switch (options_.conflict_policy) {
+  auto by_type = options_.conflict_policy_by_type.find(c.type);
+  switch (by_type != options_.conflict_policy_by_type.end() ? by_type->second : options_.conflict_policy) {
     case ConflictPolicy::newer_wins: {
       policy = "newer_wins";
       // When was this entity last changed here? The contact's modified_date (CiviCRM bumps it for
@@ -238,6 +239,29 @@ Result<ApplyOutcome> SqlApplier::apply_in_transaction(const InboxEntry& e, std::
         }
         *local = matched;
         *detail = "matched local id " + matched + " by external_identifier";
+      }
+    }
+  }
+  if (!*local && !def->parent && options_.match_email_last_name && def->find_column("last_name")) {
+    const AttributeChange* last = c.find_attribute("last_name");
+    auto email = c.context.find("primary_email");
+    if (last && last->to.is_string() && email != c.context.end() && !email->second.empty()) {
+      auto match = db_.query(
+          "SELECT t.id FROM " + table + " t JOIN civicrm_email e ON e.contact_id = t.id AND "
+          "e.is_primary = 1 WHERE t.is_deleted = 0 AND t.last_name = " + db_.quote(last->to.get_string()) +
+          " AND e.email = " + db_.quote(email->second) + " AND NOT EXISTS (SELECT 1 FROM civishare_idmap m "
+          "WHERE m.entity_table = " + db_.quote(def->table) + " AND m.local_id = t.id) LIMIT 2");
+      if (!match) return match.error();
+      if (match->rows.size() == 1 && match->rows[0][0]) {
+        const std::string matched = *match->rows[0][0];
+        if (auto s = db_.exec("INSERT INTO civishare_idmap (entity_table, global_ref, local_id) VALUES (" +
+                              db_.quote(def->table) + ", " + db_.quote(c.entity_reference) + ", " +
+                              db_.quote(matched) + ")");
+            !s) {
+          return s.error();
+        }
+        *local = matched;
+        *detail = "matched local id " + matched + " by primary email and last name";
       }
     }
   }

@@ -7,6 +7,7 @@
 
 #include <cstddef>
 #include <functional>
+#include <map>
 #include <string>
 
 #include "schemas/db/mariadb.h"
@@ -24,6 +25,11 @@ struct SqlApplierOptions {
   // Before creating a contact whose reference is unknown here, look for an existing one with the
   // same external_identifier (and no mapping yet) and map it instead of creating a duplicate.
   bool match_external_identifier = true;
+  // ... or, failing that, one with the same last name whose primary email is the change's
+  // context.primary_email.
+  bool match_email_last_name = false;
+  // Policy per change type, over conflict_policy.
+  std::map<std::string, ConflictPolicy> conflict_policy_by_type;
   // Called for each entry taken off the inbox (metrics).
   std::function<void(const InboxEntry&, ApplyOutcome)> on_outcome;
 };

@@ -262,6 +262,13 @@ struct LogTableSource::Impl {
       if (change.attribute_changes.empty() && !reparented) return ok_status();
     }
     change.id = o.node + "-" + lr.hash();
+    // A new contact carries its primary email, so a peer can match it to a contact it has.
+    if (change.operation == Operation::create && def.table == "civicrm_contact") {
+      auto email = lookup.scalar("SELECT email FROM civicrm_email WHERE contact_id = " +
+                                 lookup.quote(*id) + " AND is_primary = 1 LIMIT 1");
+      if (!email) return email.error();
+      if (*email) change.context["primary_email"] = **email;
+    }
 
     // Echo linking: rows our own SQL applier wrote carry its marker in log_conn_id; rows the
     // APIv4 applier had CiviCRM write carry the API contact in log_user_id, and the applier noted

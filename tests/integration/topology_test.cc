@@ -145,8 +145,23 @@ TEST_F(ThreeNodes, TriangleOfAllTypesConvergesAppliesOnceAndFallsQuiet) {
            c_->query("SELECT COUNT(*) FROM civishare_applied");
   };
   const std::string before = counts();
+  auto sent = [&] {  // what each agent has delivered, from its own figures
+    std::string out;
+    for (TestNode* n : {a_.get(), b_.get(), c_.get()}) {
+      std::string metrics;
+      run_command("curl -s http://127.0.0.1:" + std::to_string(n->port()) + "/metrics", &metrics);
+      for (std::size_t pos = metrics.find("civishare_sent_changes_total{"); pos != std::string::npos;
+           pos = metrics.find("civishare_sent_changes_total{", pos + 1)) {
+        out += metrics.substr(pos, metrics.find('\n', pos) - pos) + ";";
+      }
+    }
+    return out;
+  };
+  const std::string sent_before = sent();
   std::this_thread::sleep_for(10s);
   EXPECT_EQ(counts(), before);
+  EXPECT_EQ(sent(), sent_before);
+  EXPECT_NE(sent_before.find("civishare_sent_changes_total"), std::string::npos);
 }
 
 }  // namespace

@@ -217,6 +217,32 @@ TEST_F(TwoNodes, AnExistingContactWithTheSameExternalIdentifierIsMatchedNotDupli
             std::string::npos);
 }
 
+TEST_F(TwoNodes, AnExistingContactWithTheSamePrimaryEmailAndLastNameIsMatched) {
+  auto b = b_->db().connect();
+  ASSERT_TRUE(b.exec("INSERT INTO civicrm_contact (contact_type, first_name, last_name) VALUES "
+                     "('Individual', 'Jo', 'Smith')"));
+  const std::string b_id = std::to_string(b.last_insert_id());
+  ASSERT_TRUE(b.exec("INSERT INTO civicrm_email (contact_id, location_type_id, email, is_primary) VALUES (" +
+                     b_id + ", 11, 'jo@smith.example', 1)"));
+  b_->applier_section = "kind = \"sql\"\nmatch = [\"external_identifier\", \"email_last_name\"]\n";
+  write_configs(secret_, secret_);
+  a_->start();
+  b_->start();
+  auto a = a_->db().connect();
+  ASSERT_TRUE(a.exec("START TRANSACTION"));
+  ASSERT_TRUE(a.exec("INSERT INTO civicrm_contact (contact_type, first_name, last_name) VALUES "
+                     "('Individual', 'Joanna', 'Smith')"));
+  const std::string ref = "civi1-" + std::to_string(a.last_insert_id());
+  ASSERT_TRUE(a.exec("INSERT INTO civicrm_email (contact_id, location_type_id, email, is_primary) VALUES (" +
+                     ref.substr(6) + ", 1, 'jo@smith.example', 1)"));
+  ASSERT_TRUE(a.exec("COMMIT"));
+  ASSERT_TRUE(wait_until([&] {
+    return b_->query("SELECT local_id FROM civishare_idmap WHERE global_ref = '" + ref + "'") == b_id;
+  })) << b_->log();
+  EXPECT_EQ(b_->query("SELECT COUNT(*) FROM civicrm_contact WHERE last_name = 'Smith'"), "1");
+  EXPECT_EQ(b_->query("SELECT first_name FROM civicrm_contact WHERE id = " + b_id), "Joanna");
+}
+
 TEST_F(TwoNodes, KilledWhileApplyingFiveThousandChangesAppliesEachExactlyOnce) {
   a_->start();
   auto a = a_->db().connect();
