@@ -647,7 +647,8 @@ int Agent::run(bool once, std::atomic<bool>& stop) {
     };
     const ConflictPolicy policy = policy_of(config_.applier.conflict_policy);
     std::map<std::string, ConflictPolicy> policy_by_type;
-    for (const auto& [type, name] : config_.applier.conflict_policy_by_type) policy_by_type[type] = policy_of(name);
+    for (const auto& [type, name] : config_.applier.conflict_policy_by_type)
+      policy_by_type[type] = policy_of(name);
     auto matches = [&](const char* rule) {
       const auto& m = config_.applier.match;
       return std::find(m.begin(), m.end(), rule) != m.end();

@@ -280,8 +280,9 @@ Result<Config> parse_config(std::string_view text, const std::string& origin) {
   if (c.log.format != "text" && c.log.format != "json")
     return bad("log.format", "must be \"text\" or \"json\"");
   if (const toml::table* app = section(root, "applier")) {
-    CIVISHARE_TRY(only_keys(*app, "applier", {"kind", "url", "api_key", "site_key", "contact_id",
-                                               "conflict_policy", "conflict_policy_by_type", "match"}));
+    CIVISHARE_TRY(only_keys(*app, "applier",
+                            {"kind", "url", "api_key", "site_key", "contact_id", "conflict_policy",
+                             "conflict_policy_by_type", "match"}));
     CIVISHARE_TRY(read(*app, "applier", "conflict_policy", c.applier.conflict_policy));
     CIVISHARE_TRY(read(*app, "applier", "match", c.applier.match));
     if (const toml::node* by = app->get("conflict_policy_by_type")) {
@@ -304,14 +305,18 @@ Result<Config> parse_config(std::string_view text, const std::string& origin) {
   }
   if (c.applier.kind == "apiv4") {
     if (!valid_url(c.applier.url)) {
-      return bad("applier.url", "must be the APIv4 REST base, e.g. "
-                                "`https://civi1.example.org/civicrm/ajax/api4`");
+      return bad("applier.url",
+                 "must be the APIv4 REST base, e.g. "
+                 "`https://civi1.example.org/civicrm/ajax/api4`");
     }
-    if (c.applier.api_key.empty()) return bad("applier.api_key", "is required for kind = \"apiv4\"");
-    if (c.applier.site_key.empty()) return bad("applier.site_key", "is required for kind = \"apiv4\"");
+    if (c.applier.api_key.empty())
+      return bad("applier.api_key", "is required for kind = \"apiv4\"");
+    if (c.applier.site_key.empty())
+      return bad("applier.site_key", "is required for kind = \"apiv4\"");
     if (c.applier.contact_id <= 0) {
-      return bad("applier.contact_id", "must be the id of the API contact (its writes are recognised "
-                                       "as CiviShare's own by their log_user_id)");
+      return bad("applier.contact_id",
+                 "must be the id of the API contact (its writes are recognised "
+                 "as CiviShare's own by their log_user_id)");
     }
   } else if (c.applier.kind != "sql") {
     return bad("applier.kind", "must be \"sql\" or \"apiv4\"");
@@ -323,14 +328,18 @@ Result<Config> parse_config(std::string_view text, const std::string& origin) {
     return bad("applier.conflict_policy", "must be \"newer_wins\", \"keep_local\" or \"review\"");
   }
   for (const auto& [type, policy] : c.applier.conflict_policy_by_type) {
-    if (!c.types.find(type)) return bad("applier.conflict_policy_by_type", "names unknown type `" + type + "`");
+    if (!c.types.find(type))
+      return bad("applier.conflict_policy_by_type", "names unknown type `" + type + "`");
     if (!valid_policy(policy)) {
-      return bad("applier.conflict_policy_by_type." + type, "must be \"newer_wins\", \"keep_local\" or \"review\"");
+      return bad("applier.conflict_policy_by_type." + type,
+                 "must be \"newer_wins\", \"keep_local\" or \"review\"");
     }
   }
   for (const auto& rule : c.applier.match) {
     if (rule != "external_identifier" && rule != "email_last_name") {
-      return bad("applier.match", "rules are \"external_identifier\" and \"email_last_name\" (`[]` = always create)");
+      return bad(
+          "applier.match",
+          "rules are \"external_identifier\" and \"email_last_name\" (`[]` = always create)");
     }
   }
 

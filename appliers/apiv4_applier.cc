@@ -12,15 +12,19 @@ std::size_t collect(char* data, std::size_t size, std::size_t n, void* out) {
   static_cast<std::string*>(out)->append(data, size * n);
   return size * n;
 }
-std::string entity_of(const TypeDefinition& def) { return def.entity; }
+std::string entity_of(const TypeDefinition& def) {
+  return def.entity;
+}
 }  // namespace
 
 std::string apiv4_field(const ColumnDefinition& column) {
   switch (column.kind) {
-    case ColumnKind::option: return column.column + ":name";
+    case ColumnKind::option:
+      return column.column + ":name";
     case ColumnKind::lookup:
       return column.column + ":" + (column.lookup_name == "iso_code" ? "abbr" : column.lookup_name);
-    default: return column.column;
+    default:
+      return column.column;
   }
 }
 
@@ -63,15 +67,17 @@ Result<json::array> Apiv4Applier::call(const std::string& entity, const std::str
   CURLcode rc = curl_easy_perform(c);
   curl_slist_free_all(headers);
   if (rc != CURLE_OK) {
-    return make_error(Errc::network, "CiviCRM API at " + url + " unreachable: " + curl_easy_strerror(rc));
+    return make_error(Errc::network,
+                      "CiviCRM API at " + url + " unreachable: " + curl_easy_strerror(rc));
   }
   long status = 0;
   curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
   if (status == 401 || status == 403) {
-    return make_error(Errc::unauthorized, "CiviCRM refused the API key or site key (HTTP " +
-                                              std::to_string(status) + "): " + response.substr(0, 200) +
-                                              "; check applier.api_key, applier.site_key and the API "
-                                              "contact's permissions");
+    return make_error(Errc::unauthorized,
+                      "CiviCRM refused the API key or site key (HTTP " + std::to_string(status) +
+                          "): " + response.substr(0, 200) +
+                          "; check applier.api_key, applier.site_key and the API "
+                          "contact's permissions");
   }
   boost::system::error_code ec;
   json::value v = json::parse(response, ec);
@@ -92,9 +98,10 @@ Result<json::array> Apiv4Applier::call(const std::string& entity, const std::str
 }
 
 Result<std::optional<std::string>> Apiv4Applier::local_id(const TypeDefinition& def,
-                                                         const std::string& ref) {
+                                                          const std::string& ref) {
   const std::string own = options_.node + "-";
-  if (ref.compare(0, own.size(), own) == 0) return std::optional<std::string>(ref.substr(own.size()));
+  if (ref.compare(0, own.size(), own) == 0)
+    return std::optional<std::string>(ref.substr(own.size()));
   auto v = store_.value("apiv4/idmap/" + def.table + "/" + ref);
   if (!v) return v.error();
   if (v->empty()) return std::optional<std::string>{};
@@ -121,16 +128,18 @@ Result<ApplyOutcome> Apiv4Applier::apply(const InboxEntry& e) {
     detail = outcome.error().message;
     outcome = ApplyOutcome::refused;
   }
-  record.emplace_back(applied_key, std::string(to_string(*outcome)) + (detail.empty() ? "" : ": " + detail));
+  record.emplace_back(applied_key,
+                      std::string(to_string(*outcome)) + (detail.empty() ? "" : ": " + detail));
   if (auto s = store_.put_values(record); !s) return s.error();
-  log_info("applier", std::string(to_string(*outcome)) + " " + to_string(c.operation) + " " + c.type +
-                          " " + c.entity_reference + " from `" + e.came_from + "` via APIv4" +
-                          (detail.empty() ? "" : " (" + detail + ")"));
+  log_info("applier", std::string(to_string(*outcome)) + " " + to_string(c.operation) + " " +
+                          c.type + " " + c.entity_reference + " from `" + e.came_from +
+                          "` via APIv4" + (detail.empty() ? "" : " (" + detail + ")"));
   return *outcome;
 }
 
 Result<ApplyOutcome> Apiv4Applier::apply_change(
-    const InboxEntry& e, std::string* detail, std::vector<std::pair<std::string, std::string>>* record) {
+    const InboxEntry& e, std::string* detail,
+    std::vector<std::pair<std::string, std::string>>* record) {
   const Change& c = e.change;
   const TypeDefinition* def = types_.find(c.type);
   if (!def) return make_error(Errc::invalid_input, "unknown type " + c.type);
@@ -145,7 +154,8 @@ Result<ApplyOutcome> Apiv4Applier::apply_change(
     json::array chain;
     for (const auto& s : c.loop_detection) chain.push_back(json::string(s));
     record->emplace_back(Store::apiv4_echo_key(def->table, id),
-                         json::serialize(json::object{{"change_id", c.id}, {"chain", chain},
+                         json::serialize(json::object{{"change_id", c.id},
+                                                      {"chain", chain},
                                                       {"came_from", e.came_from},
                                                       {"timestamp", c.timestamp},
                                                       {"at", unix_now()}}));
@@ -166,16 +176,20 @@ Result<ApplyOutcome> Apiv4Applier::apply_change(
   json::object values;
   for (const auto& a : c.attribute_changes) {
     const ColumnDefinition* col = def->find_wire(a.name);
-    if (!col) return make_error(Errc::invalid_input, "attribute " + a.name + " is not in " + c.type);
+    if (!col)
+      return make_error(Errc::invalid_input, "attribute " + a.name + " is not in " + c.type);
     values[apiv4_field(*col)] = a.to;
   }
 
-  if (!*local && !def->parent && options_.match_external_identifier && def->find_column("external_identifier")) {
+  if (!*local && !def->parent && options_.match_external_identifier &&
+      def->find_column("external_identifier")) {
     const AttributeChange* ext = c.find_attribute("external_identifier");
     if (ext && ext->to.is_string() && !ext->to.get_string().empty()) {
-      auto found = call(entity, "get", json::object{{"select", json::array{"id"}},
-                                                    {"where", json::array{json::array{"external_identifier", "=", ext->to}}},
-                                                    {"limit", 2}});
+      auto found = call(
+          entity, "get",
+          json::object{{"select", json::array{"id"}},
+                       {"where", json::array{json::array{"external_identifier", "=", ext->to}}},
+                       {"limit", 2}});
       if (!found) return found.error();
       if (found->size() == 1) {
         const std::string id = json::serialize(found->at(0).at("id"));
@@ -201,13 +215,15 @@ Result<ApplyOutcome> Apiv4Applier::apply_change(
       auto parent = local_id(*pdef, pit->second);
       if (!parent) return parent.error();
       if (!*parent) {
-        return make_error(Errc::not_found, def->parent->context_key + " " + pit->second + " is not known here");
+        return make_error(Errc::not_found,
+                          def->parent->context_key + " " + pit->second + " is not known here");
       }
       values[def->parent->column] = std::stoll(**parent);
     }
     auto created = call(entity, "create", json::object{{"values", values}});
     if (!created) return created.error();
-    if (created->empty()) return make_error(Errc::peer_rejected, entity + ".create returned nothing");
+    if (created->empty())
+      return make_error(Errc::peer_rejected, entity + ".create returned nothing");
     const std::string id = json::serialize(created->at(0).at("id"));
     if (c.entity_reference != options_.node + "-" + id) {
       record->emplace_back(idmap_key, id);
@@ -221,7 +237,8 @@ Result<ApplyOutcome> Apiv4Applier::apply_change(
   // Update: only what differs; a conflict when the local value is neither `from` nor `to`.
   json::array select;
   for (const auto& [k, v] : values) select.push_back(json::string(k));
-  auto current = call(entity, "get", json::object{{"select", select}, {"where", id_where(**local)}});
+  auto current =
+      call(entity, "get", json::object{{"select", select}, {"where", id_where(**local)}});
   if (!current) return current.error();
   if (current->empty()) {
     return make_error(Errc::not_found, entity + " " + **local + " no longer exists here");
@@ -233,14 +250,16 @@ Result<ApplyOutcome> Apiv4Applier::apply_change(
     if (!local_modified.empty()) return local_modified;
     std::int64_t contact = std::stoll(**local);
     if (def->parent) {
-      auto row = call(entity, "get", json::object{{"select", json::array{def->parent->column}},
-                                                  {"where", id_where(**local)}});
+      auto row = call(
+          entity, "get",
+          json::object{{"select", json::array{def->parent->column}}, {"where", id_where(**local)}});
       if (!row) return row.error();
       if (row->empty()) return std::string();
       contact = row->at(0).at(def->parent->column).to_number<std::int64_t>();
     }
-    auto row = call("Contact", "get", json::object{{"select", json::array{"modified_date"}},
-                                                   {"where", json::array{json::array{"id", "=", contact}}}});
+    auto row = call("Contact", "get",
+                    json::object{{"select", json::array{"modified_date"}},
+                                 {"where", json::array{json::array{"id", "=", contact}}}});
     if (!row) return row.error();
     if (row->empty() || !row->at(0).at("modified_date").is_string()) return std::string();
     local_modified = std::string(row->at(0).at("modified_date").get_string());
@@ -272,15 +291,17 @@ Result<ApplyOutcome> Apiv4Applier::apply_change(
                               json::serialize(local_value) + ", " + e.came_from + " had " +
                               json::serialize(*a.from) + " and sends " + json::serialize(a.to) +
                               (take ? "; applied" : "; kept local"));
-      record->emplace_back("apiv4/conflict/" + c.id + "/" + a.name,
-                           json::serialize(json::object{{"local", local_value}, {"from", *a.from},
-                                                        {"to", a.to}, {"taken", take}}));
+      record->emplace_back(
+          "apiv4/conflict/" + c.id + "/" + a.name,
+          json::serialize(json::object{
+              {"local", local_value}, {"from", *a.from}, {"to", a.to}, {"taken", take}}));
       if (!take) continue;
     }
     changes[field] = a.to;
   }
   if (changes.empty()) return ApplyOutcome::unchanged;
-  auto updated = call(entity, "update", json::object{{"where", id_where(**local)}, {"values", changes}});
+  auto updated =
+      call(entity, "update", json::object{{"where", id_where(**local)}, {"values", changes}});
   if (!updated) return updated.error();
   note_echo(**local);
   return ApplyOutcome::applied;

@@ -24,9 +24,9 @@ namespace civishare {
 
 struct Apiv4ApplierOptions {
   std::string node;
-  std::string url;       // e.g. https://civi1.example.org/civicrm/ajax/api4
-  std::string api_key;   // of the API contact
-  std::string site_key;  // CIVICRM_SITE_KEY
+  std::string url;              // e.g. https://civi1.example.org/civicrm/ajax/api4
+  std::string api_key;          // of the API contact
+  std::string site_key;         // CIVICRM_SITE_KEY
   std::int64_t contact_id = 0;  // the API contact (its writes are logged with this log_user_id)
   std::string ca_file;
   long timeout_ms = 30000;

@@ -14,7 +14,8 @@ enum class ApplyOutcome { applied, unchanged, refused, already_applied };
 const char* to_string(ApplyOutcome outcome);
 
 enum class ConflictPolicy {
-  newer_wins,  // the later change wins (change timestamp vs the contact's modified_date; ties by node name)
+  newer_wins,  // the later change wins (change timestamp vs the contact's modified_date; ties by
+               // node name)
   keep_local,  // the local value stays
   review,      // the local value stays and the conflict waits for a person
 };

@@ -58,7 +58,6 @@ SqlApplier::SqlApplier(SqlApplierOptions options, db::Connection connection, Sto
       translator_(db_),
       types_(types) {}
 
-
 Status SqlApplier::record_refusal(const InboxEntry& e, const std::string& why) {
   const Change& c = e.change;
   return db_.exec(
@@ -126,7 +125,8 @@ Result<bool> SqlApplier::resolve_conflict(const InboxEntry& e, const TypeDefinit
   bool take = false;
   std::string policy, resolution;
   auto by_type = options_.conflict_policy_by_type.find(c.type);
-  switch (by_type != options_.conflict_policy_by_type.end() ? by_type->second : options_.conflict_policy) {
+  switch (by_type != options_.conflict_policy_by_type.end() ? by_type->second
+                                                            : options_.conflict_policy) {
     case ConflictPolicy::newer_wins: {
       policy = "newer_wins";
       // When was this entity last changed here? The contact's modified_date (CiviCRM bumps it for
@@ -134,8 +134,8 @@ Result<bool> SqlApplier::resolve_conflict(const InboxEntry& e, const TypeDefinit
       std::string contact_where = " WHERE id = " + db_.quote(id);
       std::string contact_table = def.table;
       if (def.parent) {
-        auto parent = db_.scalar("SELECT " + Connection::quote_identifier(def.parent->column) + " " +
-                                 "FROM " + from_where);
+        auto parent = db_.scalar("SELECT " + Connection::quote_identifier(def.parent->column) +
+                                 " " + "FROM " + from_where);
         if (!parent) return parent.error();
         contact_where = " WHERE id = " + db_.quote(parent->value_or("0"));
         const TypeDefinition* pdef = types_.find(def.parent->type);
@@ -143,7 +143,8 @@ Result<bool> SqlApplier::resolve_conflict(const InboxEntry& e, const TypeDefinit
       }
       auto local_ts = db_.scalar("SELECT UNIX_TIMESTAMP(modified_date) FROM " +
                                  Connection::quote_identifier(contact_table) + contact_where);
-      auto incoming_ts = db_.scalar("SELECT UNIX_TIMESTAMP(" + db_.quote(c.timestamp.substr(0, 19)) + ")");
+      auto incoming_ts =
+          db_.scalar("SELECT UNIX_TIMESTAMP(" + db_.quote(c.timestamp.substr(0, 19)) + ")");
       if (!local_ts) return local_ts.error();
       if (!incoming_ts) return incoming_ts.error();
       const double mine = std::stod(local_ts->value_or("0"));
@@ -164,7 +165,8 @@ Result<bool> SqlApplier::resolve_conflict(const InboxEntry& e, const TypeDefinit
   }
   auto s = db_.exec(
       "INSERT INTO civishare_conflict (apply_id, change_id, came_from, entity_table, local_id, "
-      "entity_reference, attribute, local_value, from_value, to_value, policy, resolution) VALUES (" +
+      "entity_reference, attribute, local_value, from_value, to_value, policy, resolution) VALUES "
+      "(" +
       std::to_string(apply_id) + ", " + db_.quote(c.id) + ", " + db_.quote(e.came_from) + ", " +
       db_.quote(def.table) + ", " + db_.quote(id) + ", " + db_.quote(c.entity_reference) + ", " +
       db_.quote(a.name) + ", " + (*local ? db_.quote(**local) : std::string("NULL")) + ", " +
@@ -220,48 +222,49 @@ Result<ApplyOutcome> SqlApplier::apply_in_transaction(const InboxEntry& e, std::
     values.emplace_back(col->column, std::move(*literal));
   }
 
-  // Matching: an existing contact with the same external identifier is this entity.
-  if (!*local && !def->parent && options_.match_external_identifier && def->find_column("external_identifier")) {
+  // Matching, before creating a contact this node has never seen: an existing contact that no
+  // other reference maps to, found by the configured rules in order, becomes this entity.
+  auto match_by = [&](const std::string& condition, const std::string& rule) -> Status {
+    auto match =
+        db_.query("SELECT t.id FROM " + table + " t " + condition +
+                  " AND NOT EXISTS (SELECT 1 FROM civishare_idmap m WHERE m.entity_table = " +
+                  db_.quote(def->table) + " AND m.local_id = t.id) LIMIT 2");
+    if (!match) return match.error();
+    if (match->rows.size() != 1 || !match->rows[0][0]) return ok_status();
+    const std::string matched = *match->rows[0][0];
+    if (auto s =
+            db_.exec("INSERT INTO civishare_idmap (entity_table, global_ref, local_id) VALUES (" +
+                     db_.quote(def->table) + ", " + db_.quote(c.entity_reference) + ", " +
+                     db_.quote(matched) + ")");
+        !s) {
+      return s;
+    }
+    *local = matched;
+    *detail = "matched local id " + matched + " by " + rule;
+    return ok_status();
+  };
+  const bool matchable = !*local && !def->parent;
+  if (matchable && options_.match_external_identifier && def->find_column("external_identifier")) {
     const AttributeChange* ext = c.find_attribute("external_identifier");
     if (ext && ext->to.is_string() && !ext->to.get_string().empty()) {
-      auto match = db_.query("SELECT t.id FROM " + table + " t WHERE t.external_identifier = " +
-                             db_.quote(ext->to.get_string()) + " AND NOT EXISTS (SELECT 1 FROM "
-                             "civishare_idmap m WHERE m.entity_table = " + db_.quote(def->table) +
-                             " AND m.local_id = t.id) LIMIT 2");
-      if (!match) return match.error();
-      if (match->rows.size() == 1 && match->rows[0][0]) {
-        const std::string matched = *match->rows[0][0];
-        if (auto s = db_.exec("INSERT INTO civishare_idmap (entity_table, global_ref, local_id) VALUES (" +
-                              db_.quote(def->table) + ", " + db_.quote(c.entity_reference) + ", " +
-                              db_.quote(matched) + ")");
-            !s) {
-          return s.error();
-        }
-        *local = matched;
-        *detail = "matched local id " + matched + " by external_identifier";
+      if (auto s = match_by("WHERE t.external_identifier = " + db_.quote(ext->to.get_string()),
+                            "external_identifier");
+          !s) {
+        return s.error();
       }
     }
   }
-  if (!*local && !def->parent && options_.match_email_last_name && def->find_column("last_name")) {
+  if (!*local && matchable && options_.match_email_last_name && def->find_column("last_name")) {
     const AttributeChange* last = c.find_attribute("last_name");
     auto email = c.context.find("primary_email");
     if (last && last->to.is_string() && email != c.context.end() && !email->second.empty()) {
-      auto match = db_.query(
-          "SELECT t.id FROM " + table + " t JOIN civicrm_email e ON e.contact_id = t.id AND "
-          "e.is_primary = 1 WHERE t.is_deleted = 0 AND t.last_name = " + db_.quote(last->to.get_string()) +
-          " AND e.email = " + db_.quote(email->second) + " AND NOT EXISTS (SELECT 1 FROM civishare_idmap m "
-          "WHERE m.entity_table = " + db_.quote(def->table) + " AND m.local_id = t.id) LIMIT 2");
-      if (!match) return match.error();
-      if (match->rows.size() == 1 && match->rows[0][0]) {
-        const std::string matched = *match->rows[0][0];
-        if (auto s = db_.exec("INSERT INTO civishare_idmap (entity_table, global_ref, local_id) VALUES (" +
-                              db_.quote(def->table) + ", " + db_.quote(c.entity_reference) + ", " +
-                              db_.quote(matched) + ")");
-            !s) {
-          return s.error();
-        }
-        *local = matched;
-        *detail = "matched local id " + matched + " by primary email and last name";
+      if (auto s = match_by("JOIN civicrm_email e ON e.contact_id = t.id AND e.is_primary = 1 "
+                            "WHERE t.is_deleted = 0 AND t.last_name = " +
+                                db_.quote(last->to.get_string()) +
+                                " AND e.email = " + db_.quote(email->second),
+                            "primary email and last name");
+          !s) {
+        return s.error();
       }
     }
   }
@@ -346,8 +349,8 @@ Result<ApplyOutcome> SqlApplier::apply_in_transaction(const InboxEntry& e, std::
   // A contact keeps exactly one primary email/phone/address: this one now, if it says so.
   if (wrote && def->parent && def->find_column("is_primary")) {
     const std::string parent_col = Connection::quote_identifier(def->parent->column);
-    if (auto s = db_.exec("UPDATE " + table + " other JOIN " + table + " me ON me.id = " + db_.quote(id) +
-                          " AND other." + parent_col + " = me." + parent_col +
+    if (auto s = db_.exec("UPDATE " + table + " other JOIN " + table + " me ON me.id = " +
+                          db_.quote(id) + " AND other." + parent_col + " = me." + parent_col +
                           " SET other.is_primary = 0 WHERE me.is_primary = 1 AND other.id <> me.id "
                           "AND other.is_primary = 1");
         !s) {

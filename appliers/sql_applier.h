@@ -10,11 +10,11 @@
 #include <map>
 #include <string>
 
+#include "appliers/applier.h"
 #include "schemas/db/mariadb.h"
 #include "schemas/db/translator.h"
 #include "schemas/result.h"
 #include "schemas/type_definition.h"
-#include "appliers/applier.h"
 #include "transport/queue/store.h"
 
 namespace civishare {
@@ -51,9 +51,10 @@ class SqlApplier : public Applier {
   Status record_refusal(const InboxEntry& entry, const std::string& why);
   // Decides one conflicting attribute by the policy and records it in civishare_conflict.
   // true = write the incoming value.
-  Result<bool> resolve_conflict(const InboxEntry& e, const TypeDefinition& def, const std::string& id,
-                                const AttributeChange& a, const std::string& column,
-                                const std::string& from_where, std::uint64_t apply_id);
+  Result<bool> resolve_conflict(const InboxEntry& e, const TypeDefinition& def,
+                                const std::string& id, const AttributeChange& a,
+                                const std::string& column, const std::string& from_where,
+                                std::uint64_t apply_id);
 
   SqlApplierOptions options_;
   db::Connection db_;

@@ -264,8 +264,9 @@ struct LogTableSource::Impl {
     change.id = o.node + "-" + lr.hash();
     // A new contact carries its primary email, so a peer can match it to a contact it has.
     if (change.operation == Operation::create && def.table == "civicrm_contact") {
-      auto email = lookup.scalar("SELECT email FROM civicrm_email WHERE contact_id = " +
-                                 lookup.quote(*id) + " AND is_primary = 1 LIMIT 1");
+      auto email =
+          lookup.scalar("SELECT email FROM civicrm_email WHERE contact_id = " + lookup.quote(*id) +
+                        " AND is_primary = 1 LIMIT 1");
       if (!email) return email.error();
       if (*email) change.context["primary_email"] = **email;
     }
@@ -284,7 +285,8 @@ struct LogTableSource::Impl {
         const auto& n = v.get_object();
         change.id = std::string(n.at("change_id").as_string());
         change.timestamp = std::string(n.at("timestamp").as_string());
-        for (const auto& s : n.at("chain").as_array()) change.loop_detection.emplace_back(s.as_string());
+        for (const auto& s : n.at("chain").as_array())
+          change.loop_detection.emplace_back(s.as_string());
         entry.came_from = std::string(n.at("came_from").as_string());
       }
     }

@@ -36,7 +36,7 @@ struct LogTableOptions {
   int fallback_lag_s = 10;                   // watermark lag without the PROCESS privilege
   int reread_horizon_s = 7200;               // trailing re-read for rows stamped in the past
   int reread_interval_s = 60;
-  int sample_interval_ms = 100;  // how often the watermark sampler looks
+  int sample_interval_ms = 100;     // how often the watermark sampler looks
   std::int64_t api_contact_id = 0;  // the APIv4 applier's contact: its rows are echoes
 };
 

@@ -13,7 +13,9 @@ int Rows::index(std::string_view name) const {
 
 Connection::Connection(MYSQL* handle) : handle_(handle) {}
 Connection::Connection(Connection&& other) noexcept
-    : handle_(other.handle_), affected_rows_(other.affected_rows_), last_insert_id_(other.last_insert_id_) {
+    : handle_(other.handle_),
+      affected_rows_(other.affected_rows_),
+      last_insert_id_(other.last_insert_id_) {
   other.handle_ = nullptr;
 }
 Connection& Connection::operator=(Connection&& other) noexcept {
@@ -160,7 +162,11 @@ std::string Connection::quote_identifier(std::string_view name) {
   return out;
 }
 
-std::uint64_t Connection::last_insert_id() const { return last_insert_id_; }
-std::uint64_t Connection::affected_rows() const { return affected_rows_; }
+std::uint64_t Connection::last_insert_id() const {
+  return last_insert_id_;
+}
+std::uint64_t Connection::affected_rows() const {
+  return affected_rows_;
+}
 
 }  // namespace civishare::db

@@ -134,9 +134,10 @@ TEST(Config, EveryShippedExampleParses) {
 }
 
 TEST(Config, ApplierPoliciesAndMatchRules) {
-  auto c = parse_config(replace(valid(), "kind = \"sql\"",
-                                "kind = \"sql\"\nconflict_policy = \"review\"\nmatch = []\n"
-                                "conflict_policy_by_type = { \"civishare.change.contact.email\" = \"keep_local\" }"));
+  auto c = parse_config(
+      replace(valid(), "kind = \"sql\"",
+              "kind = \"sql\"\nconflict_policy = \"review\"\nmatch = []\n"
+              "conflict_policy_by_type = { \"civishare.change.contact.email\" = \"keep_local\" }"));
   ASSERT_TRUE(c.ok()) << c.error().message;
   EXPECT_EQ(c->applier.conflict_policy, "review");
   EXPECT_TRUE(c->applier.match.empty());
@@ -144,9 +145,10 @@ TEST(Config, ApplierPoliciesAndMatchRules) {
   EXPECT_NE(error_of(replace(valid(), "kind = \"sql\"", "kind = \"sql\"\nmatch = [\"phone\"]"))
                 .find("`applier.match`"),
             std::string::npos);
-  EXPECT_NE(error_of(replace(valid(), "kind = \"sql\"", "kind = \"sql\"\nconflict_policy = \"coin\""))
-                .find("`applier.conflict_policy`"),
-            std::string::npos);
+  EXPECT_NE(
+      error_of(replace(valid(), "kind = \"sql\"", "kind = \"sql\"\nconflict_policy = \"coin\""))
+          .find("`applier.conflict_policy`"),
+      std::string::npos);
   auto api = error_of(replace(valid(), "kind = \"sql\"", "kind = \"apiv4\""));
   EXPECT_NE(api.find("`applier.url`"), std::string::npos) << api;
 }

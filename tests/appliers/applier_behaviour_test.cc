@@ -33,7 +33,8 @@ struct SqlKind {
 
 struct Apiv4Kind {
   static std::unique_ptr<Applier> make(Environment& env) {
-    env.standin = std::make_unique<testing::CiviCrmStandIn>(*env.server, "api-key-1", "site-key-1", 2);
+    env.standin =
+        std::make_unique<testing::CiviCrmStandIn>(*env.server, "api-key-1", "site-key-1", 2);
     Apiv4ApplierOptions o;
     o.node = "civi2";
     o.url = env.standin->url();
@@ -58,7 +59,10 @@ class ApplierBehaviour : public ::testing::Test {
     applier_ = Kind::make(env_);
   }
   void TearDown() override {
-    if (env_.standin) EXPECT_TRUE(env_.standin->violations().empty()) << env_.standin->violations()[0];
+    if (env_.standin) {
+      const auto violations = env_.standin->violations();
+      EXPECT_TRUE(violations.empty()) << violations.front();
+    }
   }
 
   std::string query(const std::string& sql) {
@@ -73,10 +77,10 @@ class ApplierBehaviour : public ::testing::Test {
     c.loop_detection = {change_signature(c, "civi1")};
     return InboxEntry{0, std::move(c), "civi1", unix_now()};
   }
-  static Change contact(Operation op, const std::string& ref,
-                        std::vector<AttributeChange> attrs) {
+  static Change contact(Operation op, const std::string& ref, std::vector<AttributeChange> attrs) {
     Change c;
-    c.id = "civi1-" + ref + "-" + std::to_string(attrs.size()) + std::to_string(static_cast<int>(op));
+    c.id =
+        "civi1-" + ref + "-" + std::to_string(attrs.size()) + std::to_string(static_cast<int>(op));
     c.type = "civishare.change.contact.base";
     c.entity = "Contact";
     c.entity_reference = ref;
@@ -121,9 +125,13 @@ TYPED_TEST(ApplierBehaviour, CreatesUpdatesAndDeletesWithLocalIds) {
   const std::string id = this->local_of("civi1-7");
   ASSERT_NE(id, "NULL");
   // Female is value 11 on this instance (1 on the sender's); CiviCRM-style names are derived.
-  EXPECT_EQ(this->query("SELECT CONCAT_WS('|', first_name, last_name, gender_id, display_name) FROM "
-                        "civicrm_contact WHERE id = " + id), "Ada|Lovelace|11|Ada Lovelace");
-  auto update = this->contact(Operation::update, "civi1-7", {{"first_name", json::value("Ada"), json::value("Augusta")}});
+  EXPECT_EQ(
+      this->query("SELECT CONCAT_WS('|', first_name, last_name, gender_id, display_name) FROM "
+                  "civicrm_contact WHERE id = " +
+                  id),
+      "Ada|Lovelace|11|Ada Lovelace");
+  auto update = this->contact(Operation::update, "civi1-7",
+                              {{"first_name", json::value("Ada"), json::value("Augusta")}});
   EXPECT_EQ(this->apply(update), ApplyOutcome::applied);
   EXPECT_EQ(this->query("SELECT first_name FROM civicrm_contact WHERE id = " + id), "Augusta");
   EXPECT_EQ(this->apply(this->contact(Operation::remove, "civi1-7", {})), ApplyOutcome::applied);
@@ -131,7 +139,8 @@ TYPED_TEST(ApplierBehaviour, CreatesUpdatesAndDeletesWithLocalIds) {
 }
 
 TYPED_TEST(ApplierBehaviour, AChangeOfferedTwiceIsAppliedOnce) {
-  auto create = this->contact(Operation::create, "civi1-8", {{"last_name", std::nullopt, json::value("Once")}});
+  auto create = this->contact(Operation::create, "civi1-8",
+                              {{"last_name", std::nullopt, json::value("Once")}});
   InboxEntry e = this->entry(create);
   EXPECT_EQ(*this->applier_->apply(e), ApplyOutcome::applied);
   EXPECT_EQ(*this->applier_->apply(e), ApplyOutcome::already_applied);
@@ -139,9 +148,11 @@ TYPED_TEST(ApplierBehaviour, AChangeOfferedTwiceIsAppliedOnce) {
 }
 
 TYPED_TEST(ApplierBehaviour, AChangeThatChangesNothingWritesNothing) {
-  this->apply(this->contact(Operation::create, "civi1-9", {{"last_name", std::nullopt, json::value("Same")}}));
+  this->apply(this->contact(Operation::create, "civi1-9",
+                            {{"last_name", std::nullopt, json::value("Same")}}));
   const std::string rows = this->query("SELECT COUNT(*) FROM log_civicrm_contact");
-  EXPECT_EQ(this->apply(this->contact(Operation::update, "civi1-9", {{"last_name", json::value("Same"), json::value("Same")}})),
+  EXPECT_EQ(this->apply(this->contact(Operation::update, "civi1-9",
+                                      {{"last_name", json::value("Same"), json::value("Same")}})),
             ApplyOutcome::unchanged);
   EXPECT_EQ(this->query("SELECT COUNT(*) FROM log_civicrm_contact"), rows);
 }
@@ -168,44 +179,53 @@ TYPED_TEST(ApplierBehaviour, EmailsNeedTheirContactAndStayUniquelyPrimary) {
                            {"is_primary", std::nullopt, json::value(primary)}};
     return c;
   };
-  EXPECT_EQ(this->apply(email("civi1-e1", "a@example.org", true)), ApplyOutcome::refused);  // no contact yet
-  this->apply(this->contact(Operation::create, "civi1-11", {{"last_name", std::nullopt, json::value("Mail")}}));
+  EXPECT_EQ(this->apply(email("civi1-e1", "a@example.org", true)),
+            ApplyOutcome::refused);  // no contact yet
+  this->apply(this->contact(Operation::create, "civi1-11",
+                            {{"last_name", std::nullopt, json::value("Mail")}}));
   EXPECT_EQ(this->apply(email("civi1-e2", "a@example.org", true)), ApplyOutcome::applied);
   EXPECT_EQ(this->apply(email("civi1-e3", "b@example.org", true)), ApplyOutcome::applied);
   const std::string id = this->local_of("civi1-11");
-  EXPECT_EQ(this->query("SELECT GROUP_CONCAT(CONCAT(email, '=', is_primary, '@', location_type_id) ORDER BY email) "
-                        "FROM civicrm_email WHERE contact_id = " + id),
+  EXPECT_EQ(this->query("SELECT GROUP_CONCAT(CONCAT(email, '=', is_primary, '@', location_type_id) "
+                        "ORDER BY email) "
+                        "FROM civicrm_email WHERE contact_id = " +
+                        id),
             "a@example.org=0@12,b@example.org=1@12");
 }
 
 TYPED_TEST(ApplierBehaviour, AnExistingContactIsMatchedByExternalIdentifier) {
   auto c = this->env_.server->connect();
-  ASSERT_TRUE(c.exec("INSERT INTO civicrm_contact (contact_type, last_name, external_identifier) VALUES "
-                     "('Individual', 'Known', 'EXT-9')"));
+  ASSERT_TRUE(
+      c.exec("INSERT INTO civicrm_contact (contact_type, last_name, external_identifier) VALUES "
+             "('Individual', 'Known', 'EXT-9')"));
   const std::string existing = std::to_string(c.last_insert_id());
-  EXPECT_EQ(this->apply(this->contact(Operation::create, "civi1-12",
-                                      {{"last_name", std::nullopt, json::value("Known")},
-                                       {"first_name", std::nullopt, json::value("Now")},
-                                       {"external_identifier", std::nullopt, json::value("EXT-9")}})),
-            ApplyOutcome::applied);
+  EXPECT_EQ(
+      this->apply(this->contact(Operation::create, "civi1-12",
+                                {{"last_name", std::nullopt, json::value("Known")},
+                                 {"first_name", std::nullopt, json::value("Now")},
+                                 {"external_identifier", std::nullopt, json::value("EXT-9")}})),
+      ApplyOutcome::applied);
   EXPECT_EQ(this->local_of("civi1-12"), existing);
   EXPECT_EQ(this->query("SELECT COUNT(*) FROM civicrm_contact"), "1");
   EXPECT_EQ(this->query("SELECT first_name FROM civicrm_contact WHERE id = " + existing), "Now");
 }
 
 TYPED_TEST(ApplierBehaviour, ConflictsGoToTheNewerChange) {
-  this->apply(this->contact(Operation::create, "civi1-13", {{"last_name", std::nullopt, json::value("Base")}}));
+  this->apply(this->contact(Operation::create, "civi1-13",
+                            {{"last_name", std::nullopt, json::value("Base")}}));
   const std::string id = this->local_of("civi1-13");
   auto c = this->env_.server->connect();
   ASSERT_TRUE(c.exec("UPDATE civicrm_contact SET last_name = 'Local' WHERE id = " + id));
   // An older change (an hour ago) that did not know about the local edit loses...
-  auto old = this->contact(Operation::update, "civi1-13", {{"last_name", json::value("Base"), json::value("Older")}});
+  auto old = this->contact(Operation::update, "civi1-13",
+                           {{"last_name", json::value("Base"), json::value("Older")}});
   old.timestamp = utc_iso(unix_now() - 3600);
   EXPECT_EQ(this->apply(old), ApplyOutcome::unchanged);
   EXPECT_EQ(this->query("SELECT last_name FROM civicrm_contact WHERE id = " + id), "Local");
   // ... a newer one wins.
-  auto newer = this->contact(Operation::update, "civi1-13", {{"first_name", json::value(nullptr), json::value("N")},
-                                                             {"last_name", json::value("Base"), json::value("Newer")}});
+  auto newer = this->contact(Operation::update, "civi1-13",
+                             {{"first_name", json::value(nullptr), json::value("N")},
+                              {"last_name", json::value("Base"), json::value("Newer")}});
   newer.timestamp = utc_iso(unix_now() + 5);
   EXPECT_EQ(this->apply(newer), ApplyOutcome::applied);
   EXPECT_EQ(this->query("SELECT last_name FROM civicrm_contact WHERE id = " + id), "Newer");

@@ -169,26 +169,34 @@ TEST_F(TwoNodes, SameContactEditedOnBothSidesInTheSameSecondConvergesWithAConfli
   a_->start();
   b_->start();
   auto a = a_->db().connect();
-  ASSERT_TRUE(a.exec("INSERT INTO civicrm_contact (contact_type, first_name, last_name) VALUES "
-                     "('Individual', 'Con', 'Flict')"));
+  ASSERT_TRUE(
+      a.exec("INSERT INTO civicrm_contact (contact_type, first_name, last_name) VALUES "
+             "('Individual', 'Con', 'Flict')"));
   const std::string a_id = std::to_string(a.last_insert_id());
   std::string b_id;
   ASSERT_TRUE(wait_until([&] {
-    b_id = b_->query("SELECT local_id FROM civishare_idmap WHERE global_ref = 'civi1-" + a_id + "'");
+    b_id =
+        b_->query("SELECT local_id FROM civishare_idmap WHERE global_ref = 'civi1-" + a_id + "'");
     return b_id != "NULL";
   }));
   std::this_thread::sleep_for(1500ms);  // let the echo settle
   // Both edit the same field at the same moment.
   auto b = b_->db().connect();
-  std::thread on_b([&] { (void)b.exec("UPDATE civicrm_contact SET last_name = 'FromB' WHERE id = " + b_id); });
+  std::thread on_b(
+      [&] { (void)b.exec("UPDATE civicrm_contact SET last_name = 'FromB' WHERE id = " + b_id); });
   ASSERT_TRUE(a.exec("UPDATE civicrm_contact SET last_name = 'FromA' WHERE id = " + a_id));
   on_b.join();
-  ASSERT_TRUE(wait_until([&] {
-    const std::string va = a_->query("SELECT last_name FROM civicrm_contact WHERE id = " + a_id);
-    const std::string vb = b_->query("SELECT last_name FROM civicrm_contact WHERE id = " + b_id);
-    return va == vb && (va == "FromA" || va == "FromB");
-  }, 30s)) << a_->query("SELECT last_name FROM civicrm_contact WHERE id = " + a_id) << " vs "
-           << b_->query("SELECT last_name FROM civicrm_contact WHERE id = " + b_id);
+  ASSERT_TRUE(wait_until(
+      [&] {
+        const std::string va =
+            a_->query("SELECT last_name FROM civicrm_contact WHERE id = " + a_id);
+        const std::string vb =
+            b_->query("SELECT last_name FROM civicrm_contact WHERE id = " + b_id);
+        return va == vb && (va == "FromA" || va == "FromB");
+      },
+      30s))
+      << a_->query("SELECT last_name FROM civicrm_contact WHERE id = " + a_id) << " vs "
+      << b_->query("SELECT last_name FROM civicrm_contact WHERE id = " + b_id);
   const int conflicts = std::stoi(a_->query("SELECT COUNT(*) FROM civishare_conflict")) +
                         std::stoi(b_->query("SELECT COUNT(*) FROM civishare_conflict"));
   EXPECT_GE(conflicts, 1);
@@ -198,19 +206,24 @@ TEST_F(TwoNodes, SameContactEditedOnBothSidesInTheSameSecondConvergesWithAConfli
 TEST_F(TwoNodes, AnExistingContactWithTheSameExternalIdentifierIsMatchedNotDuplicated) {
   // B knew this person before the link existed (history: not captured).
   auto b = b_->db().connect();
-  ASSERT_TRUE(b.exec("INSERT INTO civicrm_contact (contact_type, first_name, last_name, external_identifier) "
-                     "VALUES ('Individual', 'Old', 'Member', 'MEMBER-42')"));
+  ASSERT_TRUE(b.exec(
+      "INSERT INTO civicrm_contact (contact_type, first_name, last_name, external_identifier) "
+      "VALUES ('Individual', 'Old', 'Member', 'MEMBER-42')"));
   const std::string b_id = std::to_string(b.last_insert_id());
   a_->start();
   b_->start();
   auto a = a_->db().connect();
-  ASSERT_TRUE(a.exec("INSERT INTO civicrm_contact (contact_type, first_name, last_name, external_identifier) "
-                     "VALUES ('Individual', 'New', 'Member', 'MEMBER-42')"));
+  ASSERT_TRUE(a.exec(
+      "INSERT INTO civicrm_contact (contact_type, first_name, last_name, external_identifier) "
+      "VALUES ('Individual', 'New', 'Member', 'MEMBER-42')"));
   const std::string ref = "civi1-" + std::to_string(a.last_insert_id());
   ASSERT_TRUE(wait_until([&] {
-    return b_->query("SELECT local_id FROM civishare_idmap WHERE global_ref = '" + ref + "'") == b_id;
+    return b_->query("SELECT local_id FROM civishare_idmap WHERE global_ref = '" + ref + "'") ==
+           b_id;
   })) << b_->log();
-  EXPECT_EQ(b_->query("SELECT COUNT(*) FROM civicrm_contact WHERE external_identifier = 'MEMBER-42'"), "1");
+  EXPECT_EQ(
+      b_->query("SELECT COUNT(*) FROM civicrm_contact WHERE external_identifier = 'MEMBER-42'"),
+      "1");
   EXPECT_EQ(b_->query("SELECT first_name FROM civicrm_contact WHERE id = " + b_id), "New");
   EXPECT_NE(b_->query("SELECT detail FROM civishare_applied WHERE entity_reference = '" + ref + "'")
                 .find("matched local id " + b_id),
@@ -219,25 +232,30 @@ TEST_F(TwoNodes, AnExistingContactWithTheSameExternalIdentifierIsMatchedNotDupli
 
 TEST_F(TwoNodes, AnExistingContactWithTheSamePrimaryEmailAndLastNameIsMatched) {
   auto b = b_->db().connect();
-  ASSERT_TRUE(b.exec("INSERT INTO civicrm_contact (contact_type, first_name, last_name) VALUES "
-                     "('Individual', 'Jo', 'Smith')"));
+  ASSERT_TRUE(
+      b.exec("INSERT INTO civicrm_contact (contact_type, first_name, last_name) VALUES "
+             "('Individual', 'Jo', 'Smith')"));
   const std::string b_id = std::to_string(b.last_insert_id());
-  ASSERT_TRUE(b.exec("INSERT INTO civicrm_email (contact_id, location_type_id, email, is_primary) VALUES (" +
-                     b_id + ", 11, 'jo@smith.example', 1)"));
+  ASSERT_TRUE(b.exec(
+      "INSERT INTO civicrm_email (contact_id, location_type_id, email, is_primary) VALUES (" +
+      b_id + ", 11, 'jo@smith.example', 1)"));
   b_->applier_section = "kind = \"sql\"\nmatch = [\"external_identifier\", \"email_last_name\"]\n";
   write_configs(secret_, secret_);
   a_->start();
   b_->start();
   auto a = a_->db().connect();
   ASSERT_TRUE(a.exec("START TRANSACTION"));
-  ASSERT_TRUE(a.exec("INSERT INTO civicrm_contact (contact_type, first_name, last_name) VALUES "
-                     "('Individual', 'Joanna', 'Smith')"));
+  ASSERT_TRUE(
+      a.exec("INSERT INTO civicrm_contact (contact_type, first_name, last_name) VALUES "
+             "('Individual', 'Joanna', 'Smith')"));
   const std::string ref = "civi1-" + std::to_string(a.last_insert_id());
-  ASSERT_TRUE(a.exec("INSERT INTO civicrm_email (contact_id, location_type_id, email, is_primary) VALUES (" +
-                     ref.substr(6) + ", 1, 'jo@smith.example', 1)"));
+  ASSERT_TRUE(a.exec(
+      "INSERT INTO civicrm_email (contact_id, location_type_id, email, is_primary) VALUES (" +
+      ref.substr(6) + ", 1, 'jo@smith.example', 1)"));
   ASSERT_TRUE(a.exec("COMMIT"));
   ASSERT_TRUE(wait_until([&] {
-    return b_->query("SELECT local_id FROM civishare_idmap WHERE global_ref = '" + ref + "'") == b_id;
+    return b_->query("SELECT local_id FROM civishare_idmap WHERE global_ref = '" + ref + "'") ==
+           b_id;
   })) << b_->log();
   EXPECT_EQ(b_->query("SELECT COUNT(*) FROM civicrm_contact WHERE last_name = 'Smith'"), "1");
   EXPECT_EQ(b_->query("SELECT first_name FROM civicrm_contact WHERE id = " + b_id), "Joanna");
@@ -246,8 +264,9 @@ TEST_F(TwoNodes, AnExistingContactWithTheSamePrimaryEmailAndLastNameIsMatched) {
 TEST_F(TwoNodes, KilledWhileApplyingFiveThousandChangesAppliesEachExactlyOnce) {
   a_->start();
   auto a = a_->db().connect();
-  ASSERT_TRUE(a.exec("INSERT INTO civicrm_contact (contact_type, first_name, last_name, external_identifier) "
-                     "SELECT 'Individual', 'K', CONCAT('L', seq), CONCAT('K', seq) FROM seq_1_to_1000"));
+  ASSERT_TRUE(a.exec(
+      "INSERT INTO civicrm_contact (contact_type, first_name, last_name, external_identifier) "
+      "SELECT 'Individual', 'K', CONCAT('L', seq), CONCAT('K', seq) FROM seq_1_to_1000"));
   for (int k = 1; k <= 4; ++k) {
     ASSERT_TRUE(a.exec("UPDATE civicrm_contact SET first_name = 'K" + std::to_string(k) + "'"));
   }
@@ -259,7 +278,8 @@ TEST_F(TwoNodes, KilledWhileApplyingFiveThousandChangesAppliesEachExactlyOnce) {
     ++kills;
     b_->start();
   }
-  ASSERT_TRUE(wait_until([&] { return b_->query("SELECT COUNT(*) FROM civishare_applied") == "5000"; }, 120s))
+  ASSERT_TRUE(wait_until(
+      [&] { return b_->query("SELECT COUNT(*) FROM civishare_applied") == "5000"; }, 120s))
       << b_->query("SELECT COUNT(*) FROM civishare_applied");
   EXPECT_GE(kills, 3);
   EXPECT_EQ(b_->query("SELECT COUNT(DISTINCT change_id) FROM civishare_applied"), "5000");
@@ -268,49 +288,75 @@ TEST_F(TwoNodes, KilledWhileApplyingFiveThousandChangesAppliesEachExactlyOnce) {
 }
 
 TEST_F(TwoNodes, EmailsPhonesAndAddressesFollowTheirContactWithLocalIds) {
-  const std::vector<std::string> all = {"civishare.change.contact.base", "civishare.change.contact.email",
-                                        "civishare.change.contact.phone", "civishare.change.contact.address"};
+  const std::vector<std::string> all = {
+      "civishare.change.contact.base", "civishare.change.contact.email",
+      "civishare.change.contact.phone", "civishare.change.contact.address"};
   a_->configure({{Link{"civi2", secret_, all, all}, b_.get()}});
   b_->configure({{Link{"civi1", secret_, all, all}, a_.get()}});
   a_->start();
   b_->start();
   auto a = a_->db().connect();
   ASSERT_TRUE(a.exec("START TRANSACTION"));
-  ASSERT_TRUE(a.exec("INSERT INTO civicrm_contact (contact_type, first_name, last_name) VALUES "
-                     "('Individual', 'Grace', 'Hopper')"));
+  ASSERT_TRUE(
+      a.exec("INSERT INTO civicrm_contact (contact_type, first_name, last_name) VALUES "
+             "('Individual', 'Grace', 'Hopper')"));
   const std::string a_id = std::to_string(a.last_insert_id());
-  ASSERT_TRUE(a.exec("INSERT INTO civicrm_email (contact_id, location_type_id, email, is_primary) VALUES (" +
-                     a_id + ", 2, 'grace@navy.example', 1)"));
+  ASSERT_TRUE(a.exec(
+      "INSERT INTO civicrm_email (contact_id, location_type_id, email, is_primary) VALUES (" +
+      a_id + ", 2, 'grace@navy.example', 1)"));
   const std::string a_email = std::to_string(a.last_insert_id());
-  ASSERT_TRUE(a.exec("INSERT INTO civicrm_phone (contact_id, location_type_id, phone, phone_type_id, is_primary) "
-                     "VALUES (" + a_id + ", 1, '+1 202 555 0100', 2, 1)"));
+  ASSERT_TRUE(a.exec(
+      "INSERT INTO civicrm_phone (contact_id, location_type_id, phone, phone_type_id, is_primary) "
+      "VALUES (" +
+      a_id + ", 1, '+1 202 555 0100', 2, 1)"));
   const std::string a_phone = std::to_string(a.last_insert_id());
-  ASSERT_TRUE(a.exec("INSERT INTO civicrm_address (contact_id, location_type_id, street_address, city, "
-                     "country_id, is_primary) VALUES (" + a_id + ", 1, '1 Navy Yard', 'Washington', 1228, 1)"));
+  ASSERT_TRUE(
+      a.exec("INSERT INTO civicrm_address (contact_id, location_type_id, street_address, city, "
+             "country_id, is_primary) VALUES (" +
+             a_id + ", 1, '1 Navy Yard', 'Washington', 1228, 1)"));
   ASSERT_TRUE(a.exec("COMMIT"));
 
   std::string b_id;
   ASSERT_TRUE(wait_until([&] {
-    b_id = b_->query("SELECT local_id FROM civishare_idmap WHERE global_ref = 'civi1-" + a_id + "'");
-    return b_id != "NULL" && b_->query("SELECT COUNT(*) FROM civicrm_address WHERE contact_id = " + b_id) == "1";
+    b_id =
+        b_->query("SELECT local_id FROM civishare_idmap WHERE global_ref = 'civi1-" + a_id + "'");
+    return b_id != "NULL" &&
+           b_->query("SELECT COUNT(*) FROM civicrm_address WHERE contact_id = " + b_id) == "1";
   })) << b_->log();
   // Location type Work is 2 on A and 12 on B; Mobile 2 and 12; the United States 1228 and 1238.
-  EXPECT_EQ(b_->query("SELECT CONCAT_WS('|', email, location_type_id, is_primary) FROM civicrm_email "
-                      "WHERE contact_id = " + b_id), "grace@navy.example|12|1");
-  EXPECT_EQ(b_->query("SELECT CONCAT_WS('|', phone, phone_type_id, location_type_id, phone_numeric) FROM "
-                      "civicrm_phone WHERE contact_id = " + b_id), "+1 202 555 0100|12|11|12025550100");
-  EXPECT_EQ(b_->query("SELECT CONCAT_WS('|', street_address, city, country_id) FROM civicrm_address "
-                      "WHERE contact_id = " + b_id), "1 Navy Yard|Washington|1238");
+  EXPECT_EQ(
+      b_->query("SELECT CONCAT_WS('|', email, location_type_id, is_primary) FROM civicrm_email "
+                "WHERE contact_id = " +
+                b_id),
+      "grace@navy.example|12|1");
+  EXPECT_EQ(
+      b_->query("SELECT CONCAT_WS('|', phone, phone_type_id, location_type_id, phone_numeric) FROM "
+                "civicrm_phone WHERE contact_id = " +
+                b_id),
+      "+1 202 555 0100|12|11|12025550100");
+  EXPECT_EQ(
+      b_->query("SELECT CONCAT_WS('|', street_address, city, country_id) FROM civicrm_address "
+                "WHERE contact_id = " +
+                b_id),
+      "1 Navy Yard|Washington|1238");
 
   // A new primary email on A (CiviCRM unsets the old one): B ends with exactly one primary.
-  ASSERT_TRUE(a.exec("INSERT INTO civicrm_email (contact_id, location_type_id, email, is_primary) VALUES (" +
-                     a_id + ", 1, 'grace@home.example', 1)"));
+  ASSERT_TRUE(a.exec(
+      "INSERT INTO civicrm_email (contact_id, location_type_id, email, is_primary) VALUES (" +
+      a_id + ", 1, 'grace@home.example', 1)"));
   ASSERT_TRUE(a.exec("UPDATE civicrm_email SET is_primary = 0 WHERE id = " + a_email));
   ASSERT_TRUE(wait_until([&] {
-    return b_->query("SELECT GROUP_CONCAT(CONCAT(email, '=', is_primary) ORDER BY email) FROM civicrm_email "
-                     "WHERE contact_id = " + b_id) == "grace@home.example=1,grace@navy.example=0";
-  })) << b_->query("SELECT GROUP_CONCAT(CONCAT(email, '=', is_primary) ORDER BY email) FROM civicrm_email "
-                   "WHERE contact_id = " + b_id);
+    return b_->query(
+               "SELECT GROUP_CONCAT(CONCAT(email, '=', is_primary) ORDER BY email) FROM "
+               "civicrm_email "
+               "WHERE contact_id = " +
+               b_id) == "grace@home.example=1,grace@navy.example=0";
+  }))
+      << b_->query(
+             "SELECT GROUP_CONCAT(CONCAT(email, '=', is_primary) ORDER BY email) FROM "
+             "civicrm_email "
+             "WHERE contact_id = " +
+             b_id);
   // A phone deleted on A goes on B.
   ASSERT_TRUE(a.exec("DELETE FROM civicrm_phone WHERE id = " + a_phone));
   ASSERT_TRUE(wait_until([&] {
@@ -318,10 +364,12 @@ TEST_F(TwoNodes, EmailsPhonesAndAddressesFollowTheirContactWithLocalIds) {
   }));
   // And an email added on B reaches A.
   auto b = b_->db().connect();
-  ASSERT_TRUE(b.exec("INSERT INTO civicrm_email (contact_id, location_type_id, email) VALUES (" + b_id +
-                     ", 14, 'grace@other.example')"));
+  ASSERT_TRUE(b.exec("INSERT INTO civicrm_email (contact_id, location_type_id, email) VALUES (" +
+                     b_id + ", 14, 'grace@other.example')"));
   ASSERT_TRUE(wait_until([&] {
-    return a_->query("SELECT location_type_id FROM civicrm_email WHERE email = 'grace@other.example'") == "4";
+    return a_->query(
+               "SELECT location_type_id FROM civicrm_email WHERE email = 'grace@other.example'") ==
+           "4";
   }));
   // Quiet afterwards.
   std::this_thread::sleep_for(2s);
@@ -339,14 +387,18 @@ TEST_F(TwoNodes, ANodeApplyingThroughApiv4ShareBothWaysWithoutPingPong) {
   a_->start();
   b_->start();
   auto a = a_->db().connect();
-  ASSERT_TRUE(a.exec("INSERT INTO civicrm_contact (contact_type, first_name, last_name, gender_id) VALUES "
-                     "('Individual', 'Api', 'Four', 1)"));
+  ASSERT_TRUE(
+      a.exec("INSERT INTO civicrm_contact (contact_type, first_name, last_name, gender_id) VALUES "
+             "('Individual', 'Api', 'Four', 1)"));
   const std::string a_id = std::to_string(a.last_insert_id());
   ASSERT_TRUE(wait_until([&] {
-    return b_->query("SELECT CONCAT_WS('|', first_name, gender_id, display_name) FROM civicrm_contact "
-                     "WHERE last_name = 'Four'") == "Api|11|Api Four";
+    return b_->query(
+               "SELECT CONCAT_WS('|', first_name, gender_id, display_name) FROM civicrm_contact "
+               "WHERE last_name = 'Four'") == "Api|11|Api Four";
   })) << b_->log();
-  EXPECT_EQ(b_->query("SELECT log_user_id FROM log_civicrm_contact WHERE last_name = 'Four' LIMIT 1"), "2");
+  EXPECT_EQ(
+      b_->query("SELECT log_user_id FROM log_civicrm_contact WHERE last_name = 'Four' LIMIT 1"),
+      "2");
   const std::string b_id = b_->query("SELECT id FROM civicrm_contact WHERE last_name = 'Four'");
   // A local edit on B goes back to A; the API's own writes do not.
   auto b = b_->db().connect();

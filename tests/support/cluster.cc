@@ -42,8 +42,8 @@ void TestNode::configure(const std::vector<std::pair<Link, const TestNode*>>& li
                      "\nuser = \"civishare\"\npassword = \"civishare\"\nschema = \"civicrm\"\n\n"
                      "[capture]\nsource = \"log_tables\"\npoll_interval_ms = 200\n\n"
                      "[receiver]\nlisten = \"127.0.0.1:" +
-                     std::to_string(port_) + "\"\n" + receiver_extra +
-                     "\n[applier]\n" + applier_section + "\n";
+                     std::to_string(port_) + "\"\n" + receiver_extra + "\n[applier]\n" +
+                     applier_section + "\n";
   for (const auto& [link, peer] : links) {
     text += "[[peer]]\nname = \"" + link.peer + "\"\nurl = \"" + link.scheme +
             "://127.0.0.1:" + std::to_string(peer->port()) + "\"\nsecret = \"" + link.secret +

@@ -467,8 +467,10 @@ Result<std::string> Store::value(const std::string& key) {
 Status Store::put_values(const std::vector<std::pair<std::string, std::string>>& values) {
   rocksdb::WriteBatch wb;
   for (const auto& [k, v] : values) {
-    if (v.empty()) wb.Delete("v/" + k);
-    else wb.Put("v/" + k, v);
+    if (v.empty())
+      wb.Delete("v/" + k);
+    else
+      wb.Put("v/" + k, v);
   }
   rocksdb::WriteOptions wo;
   wo.sync = true;
