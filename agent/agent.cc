@@ -607,14 +607,24 @@ int Agent::run(bool once, std::atomic<bool>& stop) {
       int failures = 0;
       std::string last_error;
       std::uint64_t seen = outbox_signal.generation();
+      std::int64_t failing_since = 0;
+      bool escalated = false;
       while (!stop) {
         auto r = sender.send_once();
         if (!r) {
           peer_metrics.send_errors++;
+          // A peer that is briefly away is normal (restarts, deploys): WARN. One that stays away
+          // for a minute needs an operator: ERROR, once.
+          if (last_error.empty()) failing_since = unix_now();
           if (r.error().message != last_error) {
-            log_error("sender",
-                      r.error().message + " (changes stay queued; retrying with backoff)");
+            log_warn("sender", r.error().message + " (changes stay queued; retrying with backoff)");
             last_error = r.error().message;
+          }
+          if (!escalated && unix_now() - failing_since >= 60) {
+            log_error("sender", "peer `" + link.name + "` has failed for " +
+                                    std::to_string(unix_now() - failing_since) + " s: " +
+                                    r.error().message + " (changes stay queued)");
+            escalated = true;
           }
           if (once) {
             peer_unreachable = true;
@@ -627,6 +637,7 @@ int Agent::run(bool once, std::atomic<bool>& stop) {
         if (!last_error.empty()) {
           log_info("sender", "peer `" + link.name + "` reachable again");
           last_error.clear();
+          escalated = false;
         }
         failures = 0;
         if (*r > 0) continue;  // more may be pending
