@@ -622,8 +622,8 @@ int Agent::run(bool once, std::atomic<bool>& stop) {
           }
           if (!escalated && unix_now() - failing_since >= 60) {
             log_error("sender", "peer `" + link.name + "` has failed for " +
-                                    std::to_string(unix_now() - failing_since) + " s: " +
-                                    r.error().message + " (changes stay queued)");
+                                    std::to_string(unix_now() - failing_since) +
+                                    " s: " + r.error().message + " (changes stay queued)");
             escalated = true;
           }
           if (once) {

@@ -171,7 +171,13 @@ struct LogTableSource::Impl {
     return images.load(def, id);
   }
 
-  Result<std::string> reference(Images& images, const TypeDefinition& def, const std::string& id) {
+  // Tables whose civishare_idmap had no entry when the current scan began: their local rows need
+  // no look-up (a query per new entity is most of a big import's cost otherwise). Rows our
+  // appliers wrote during the scan always look up (`echo`).
+  std::map<std::string, bool> unmapped_tables;
+
+  Result<std::string> reference(Images& images, const TypeDefinition& def, const std::string& id,
+                                bool echo) {
     auto img = image(images, def, id);
     if (!img) return img.error();
     if (*img) return (*img)->entity_reference;
@@ -180,21 +186,73 @@ struct LogTableSource::Impl {
       if (!mapped) return mapped.error();
       if (!mapped->empty()) return *mapped;
     }
+    if (!echo && unmapped_tables[def.table]) return o.node + "-" + id;
     return db::global_reference(lookup, o.node, def.table, id);
+  }
+
+  Status refresh_unmapped_tables() {
+    for (const auto* t : o.types) {
+      for (const TypeDefinition* d : {t, t->parent ? registry().find(t->parent->type) : nullptr}) {
+        if (!d) continue;
+        auto any =
+            lookup.scalar("SELECT EXISTS (SELECT 1 FROM civishare_idmap WHERE entity_table = " +
+                          lookup.quote(d->table) + ")");
+        if (!any) return any.error();
+        unmapped_tables[d->table] = any->value_or("0") == "0";
+      }
+    }
+    return ok_status();
+  }
+
+  // Whether our own appliers wrote this row (SQL marker in log_conn_id, or the API contact).
+  bool written_by_us(const LogRow& lr) const {
+    auto conn = lr.get("log_conn_id");
+    if (conn && db::apply_id_from_marker(*conn)) return true;
+    auto user = lr.get("log_user_id");
+    return o.api_contact_id > 0 && user && *user == std::to_string(o.api_contact_id);
+  }
+
+  // New contacts carry their primary email (context.primary_email) so a peer can match them:
+  // one query per batch, not per contact.
+  Status add_primary_emails(std::vector<OutboxEntry>& records) {
+    std::map<std::string, std::vector<Change*>> by_id;
+    const std::string own = o.node + "-";
+    for (auto& r : records) {
+      Change& c = r.change;
+      if (c.operation != Operation::create || c.entity != "Contact" ||
+          c.entity_reference.compare(0, own.size(), own) != 0) {
+        continue;
+      }
+      by_id[c.entity_reference.substr(own.size())].push_back(&c);
+    }
+    if (by_id.empty()) return ok_status();
+    std::string ids;
+    for (const auto& [id, changes] : by_id) ids += (ids.empty() ? "" : ",") + lookup.quote(id);
+    auto emails = lookup.query(
+        "SELECT contact_id, email FROM civicrm_email WHERE is_primary = 1 AND "
+        "contact_id IN (" +
+        ids + ")");
+    if (!emails) return emails.error();
+    for (const auto& row : emails->rows) {
+      if (!row[0] || !row[1]) continue;
+      for (Change* c : by_id[*row[0]]) c->context["primary_email"] = *row[1];
+    }
+    return ok_status();
   }
 
   // The row as an image in wire form (ids translated to names).
   Result<EntityImage> image_of(const LogRow& lr, Images& images, const std::string& id) {
     const TypeDefinition& def = *lr.type;
     EntityImage img;
-    auto ref = reference(images, def, id);
+    const bool echo = written_by_us(lr);
+    auto ref = reference(images, def, id, echo);
     if (!ref) return ref.error();
     img.entity_reference = *ref;
     if (def.parent) {
       const TypeDefinition* parent_def = registry().find(def.parent->type);
       auto parent_id = lr.get(def.parent->column);
       if (parent_def && parent_id) {
-        auto pref = reference(images, *parent_def, *parent_id);
+        auto pref = reference(images, *parent_def, *parent_id, echo);
         if (!pref) return pref.error();
         img.parent_reference = *pref;
       }
@@ -262,14 +320,6 @@ struct LogTableSource::Impl {
       if (change.attribute_changes.empty() && !reparented) return ok_status();
     }
     change.id = o.node + "-" + lr.hash();
-    // A new contact carries its primary email, so a peer can match it to a contact it has.
-    if (change.operation == Operation::create && def.table == "civicrm_contact") {
-      auto email =
-          lookup.scalar("SELECT email FROM civicrm_email WHERE contact_id = " + lookup.quote(*id) +
-                        " AND is_primary = 1 LIMIT 1");
-      if (!email) return email.error();
-      if (*email) change.context["primary_email"] = **email;
-    }
 
     // Echo linking: rows our own SQL applier wrote carry its marker in log_conn_id; rows the
     // APIv4 applier had CiviCRM write carry the API contact in log_user_id, and the applier noted
@@ -344,7 +394,9 @@ struct LogTableSource::Impl {
     auto marker = store.cursor(kPartialName);
     if (!marker) return marker.error();
     const bool resuming = *marker && **marker == partial;
+    if (auto s = refresh_unmapped_tables(); !s) return s;
     auto flush = [&](bool final) -> Status {
+      if (auto s = add_primary_emails(batch.records); !s) return s;
       for (auto& [key, img] : images.pending) batch.images.emplace_back(key, std::move(img));
       images.pending.clear();
       batch.more_cursors.emplace_back(kPartialName, final ? std::string() : partial);
@@ -560,6 +612,7 @@ Result<std::vector<Change>> LogTableSource::replay(std::int64_t from, std::int64
     }
   }
   (void)db.exec("COMMIT");
+  if (auto s = impl_->add_primary_emails(records); !s) return s.error();
   std::vector<Change> changes;
   for (const auto& r : records) changes.push_back(r.change);
   if (!dry_run && !records.empty()) {
@@ -599,6 +652,7 @@ Result<std::size_t> LogTableSource::snapshot(const std::vector<const TypeDefinit
   }
   for (auto& [key, img] : images.pending) batch.images.emplace_back(key, std::move(img));
   for (auto& r : batch.records) r.only_to = only_to;
+  if (auto s = impl_->add_primary_emails(batch.records); !s) return s.error();
   const std::size_t n = batch.records.size();
   if (auto s = impl_->store.commit_capture(std::move(batch)); !s) return s.error();
   return n;
