@@ -37,9 +37,6 @@ class ThreeNodes : public ::testing::Test {
   void start_all() {
     for (TestNode* n : {a_.get(), b_.get(), c_.get()}) n->start();
   }
-  static std::string log_rows(TestNode& n) {
-    return n.query("SELECT (SELECT COUNT(*) FROM log_civicrm_contact)");
-  }
   std::unique_ptr<TestNode> a_, b_, c_;
 };
 
@@ -85,9 +82,9 @@ TEST_F(ThreeNodes, ChainCarriesChangesBothWaysWithTheirSignatureChains) {
 
   // Quiet afterwards.
   std::this_thread::sleep_for(3s);
-  const std::string rows = log_rows(*a_) + "/" + log_rows(*b_) + "/" + log_rows(*c_);
+  const std::string rows = log_row_counts({a_.get(), b_.get(), c_.get()});
   std::this_thread::sleep_for(5s);
-  EXPECT_EQ(log_rows(*a_) + "/" + log_rows(*b_) + "/" + log_rows(*c_), rows);
+  EXPECT_EQ(log_row_counts({a_.get(), b_.get(), c_.get()}), rows);
 }
 
 TEST_F(ThreeNodes, TriangleOfAllTypesConvergesAppliesOnceAndFallsQuiet) {

@@ -82,4 +82,17 @@ std::string TestNode::query(const std::string& sql) {
   return r->value_or("NULL");
 }
 
+std::string log_row_counts(const std::vector<TestNode*>& nodes) {
+  std::string out;
+  for (TestNode* n : nodes) {
+    out +=
+        n->query(
+            "SELECT CONCAT_WS('/', (SELECT COUNT(*) FROM log_civicrm_contact), "
+            "(SELECT COUNT(*) FROM log_civicrm_email), (SELECT COUNT(*) FROM log_civicrm_phone), "
+            "(SELECT COUNT(*) FROM log_civicrm_address))") +
+        " ";
+  }
+  return out;
+}
+
 }  // namespace civishare::testing

@@ -62,4 +62,8 @@ class TestNode {
   std::unique_ptr<AgentProcess> agent_;
 };
 
+// How many rows each node's four log tables hold, e.g. "12/3/0/1 12/3/0/1": unchanged over a few
+// seconds means no node writes (or re-applies) anything any more.
+std::string log_row_counts(const std::vector<TestNode*>& nodes);
+
 }  // namespace civishare::testing
