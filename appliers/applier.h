@@ -25,7 +25,7 @@ class Applier {
   virtual ~Applier() = default;
   // Applies up to `max` inbox entries in order. Returns how many were taken off the inbox. A
   // failure of the target (database or API down) stops the step and leaves the entry in the inbox.
-  virtual Result<std::size_t> apply_pending(std::size_t max = 100);
+  virtual Result<std::size_t> apply_pending(std::size_t max = 200);
   // Applies one entry. Errors: the target failed (retry later). A change that cannot be applied
   // here is not an error but ApplyOutcome::refused (recorded, logged).
   virtual Result<ApplyOutcome> apply(const InboxEntry& entry) = 0;

@@ -1,5 +1,8 @@
 #include "appliers/sql_applier.h"
 
+#include <algorithm>
+
+#include "schemas/crash_point.h"
 #include "schemas/db/civishare_tables.h"
 #include "schemas/log.h"
 
@@ -14,6 +17,7 @@ Result<std::size_t> Applier::apply_pending(std::size_t max) {
   for (const auto& e : *entries) {
     auto outcome = apply(e);
     if (!outcome) return outcome.error();
+    crash_point("applier.after_commit");
     if (auto s = store_.remove_inbox(e.seq); !s) return s.error();
     observe(e, *outcome);
     ++done;
@@ -69,49 +73,136 @@ Status SqlApplier::record_refusal(const InboxEntry& e, const std::string& why) {
       db_.quote(why.substr(0, 1000)) + ")");
 }
 
-Result<ApplyOutcome> SqlApplier::apply(const InboxEntry& e) {
-  const Change& c = e.change;
-  if (c.loop_detection.empty()) return make_error(Errc::invalid_input, "change without signature");
+Result<std::optional<std::string>> SqlApplier::local_id(const std::string& table,
+                                                        const std::string& reference) {
+  const std::string key = table + '\n' + reference;
+  if (auto it = idmap_cache_.find(key); it != idmap_cache_.end()) return {it->second};
+  auto id = db::local_id(db_, options_.node, table, reference);
+  if (!id) return id.error();
+  const bool own = reference.compare(0, options_.node.size() + 1, options_.node + "-") == 0;
+  if (*id && !own) {
+    if (idmap_cache_.size() >= 100000) idmap_cache_.clear();
+    idmap_cache_.emplace(key, **id);
+  }
+  return id;
+}
+
+Status SqlApplier::map_reference(const std::string& table, const std::string& reference,
+                                 const std::string& id) {
+  auto s = db_.exec("INSERT INTO civishare_idmap (entity_table, global_ref, local_id) VALUES (" +
+                    db_.quote(table) + ", " + db_.quote(reference) + ", " + db_.quote(id) + ")");
+  if (s) idmap_cache_[table + '\n' + reference] = id;
+  return s;
+}
+
+Result<std::size_t> SqlApplier::apply_pending(std::size_t max) {
+  auto entries = store_.read_inbox(max);
+  if (!entries) return entries.error();
+  if (entries->empty()) return std::size_t{0};
   if (auto s = db_.exec("START TRANSACTION"); !s) return s.error();
-  auto rollback = [&] { (void)db_.exec("ROLLBACK"); };
+  std::vector<std::pair<ApplyOutcome, std::string>> outcomes;
+  for (const auto& e : *entries) {
+    std::string detail;
+    auto outcome = apply_one(e, &detail);
+    if (!outcome) {
+      (void)db_.exec("ROLLBACK");  // nothing of this batch happened; the inbox still has it all
+      idmap_cache_.clear();
+      return outcome.error();
+    }
+    outcomes.emplace_back(*outcome, std::move(detail));
+  }
+  (void)db_.exec("SET @uniqueID = NULL");
+  if (auto s = db_.exec("COMMIT"); !s) {
+    idmap_cache_.clear();
+    return s.error();
+  }
+  crash_point("applier.after_commit");
+  // Committed: a crash before this removal only offers the entries again, and their signatures
+  // are in civishare_applied now (already_applied).
+  std::vector<std::uint64_t> seqs;
+  for (const auto& e : *entries) seqs.push_back(e.seq);
+  if (auto s = store_.remove_inbox(seqs); !s) return s.error();
+  for (std::size_t i = 0; i < entries->size(); ++i) {
+    log_outcome((*entries)[i], outcomes[i].first, outcomes[i].second);
+    observe((*entries)[i], outcomes[i].first);
+  }
+  return entries->size();
+}
+
+Result<ApplyOutcome> SqlApplier::apply(const InboxEntry& e) {
+  if (auto s = db_.exec("START TRANSACTION"); !s) return s.error();
+  std::string detail;
+  auto outcome = apply_one(e, &detail);
+  if (!outcome) {
+    (void)db_.exec("ROLLBACK");
+    idmap_cache_.clear();
+    return outcome.error();
+  }
+  (void)db_.exec("SET @uniqueID = NULL");
+  if (auto commit = db_.exec("COMMIT"); !commit) {
+    idmap_cache_.clear();
+    return commit.error();
+  }
+  log_outcome(e, *outcome, detail);
+  return *outcome;
+}
+
+void SqlApplier::log_outcome(const InboxEntry& e, ApplyOutcome outcome, const std::string& detail) {
+  const Change& c = e.change;
+  switch (outcome) {
+    case ApplyOutcome::already_applied:
+      return;
+    case ApplyOutcome::refused:
+      log_error("applier", "refused change " + c.id + " (" + c.type + " " + c.entity_reference +
+                               ") from `" + e.came_from + "`: " + detail);
+      return;
+    default:
+      log_info("applier", std::string(to_string(outcome)) + " " + to_string(c.operation) + " " +
+                              c.type + " " + c.entity_reference + " from `" + e.came_from + "`" +
+                              (detail.empty() ? "" : " (" + detail + ")"));
+  }
+}
+
+Result<ApplyOutcome> SqlApplier::apply_one(const InboxEntry& e, std::string* detail) {
+  const Change& c = e.change;
+  if (auto s = db_.exec("SAVEPOINT civishare_change"); !s) return s.error();
+  auto undo = [&]() -> Status {
+    idmap_cache_.clear();
+    return db_.exec("ROLLBACK TO SAVEPOINT civishare_change");
+  };
+  auto refuse = [&](const std::string& why) -> Result<ApplyOutcome> {
+    if (auto s = undo(); !s) return s.error();
+    *detail = why;
+    if (auto s = record_refusal(e, why); !s) return s.error();
+    return ApplyOutcome::refused;
+  };
+  if (c.loop_detection.empty()) {
+    // Nothing to key civishare_applied on; the receiver never accepts such a change.
+    *detail = "change without signature";
+    return ApplyOutcome::refused;
+  }
   auto inserted = db_.exec(
       "INSERT IGNORE INTO civishare_applied (signature, change_id, change_type, entity_reference, "
       "change_timestamp, came_from, chain, outcome) VALUES (" +
       db_.quote(c.loop_detection.back()) + ", " + db_.quote(c.id) + ", " + db_.quote(c.type) +
       ", " + db_.quote(c.entity_reference) + ", " + db_.quote(c.timestamp) + ", " +
-      db_.quote(e.came_from) + ", " + db_.quote(chain_json(c)) + ", 'pending')");
-  if (!inserted) {
-    rollback();
-    return inserted.error();
-  }
-  if (db_.affected_rows() == 0) {
-    rollback();
-    return ApplyOutcome::already_applied;
-  }
+      db_.quote(e.came_from) + ", " + db_.quote(chain_json(c)) + ", 'applied')");
+  if (!inserted) return inserted.error();
+  if (db_.affected_rows() == 0) return ApplyOutcome::already_applied;
   const std::uint64_t apply_id = db_.last_insert_id();
-  std::string detail;
-  auto outcome = apply_in_transaction(e, apply_id, &detail);
-  (void)db_.exec("SET @uniqueID = NULL");
+  auto outcome = apply_in_transaction(e, apply_id, detail);
   if (!outcome) {
-    rollback();
+    // A database failure ends the batch (the caller rolls back); anything else is a property of
+    // the change itself: undo it alone, keep a record and move on.
     if (outcome.error().code == Errc::database) return outcome.error();
-    // The change itself cannot be applied here: keep a record and move on.
-    log_error("applier", "refused change " + c.id + " (" + c.type + " " + c.entity_reference +
-                             ") from `" + e.came_from + "`: " + outcome.error().message);
-    if (auto s = record_refusal(e, outcome.error().message); !s) return s.error();
-    return ApplyOutcome::refused;
+    return refuse(outcome.error().message);
   }
-  auto s = db_.exec("UPDATE civishare_applied SET outcome = " + db_.quote(to_string(*outcome)) +
-                    ", detail = " + (detail.empty() ? std::string("NULL") : db_.quote(detail)) +
-                    " WHERE apply_id = " + std::to_string(apply_id));
-  if (!s) {
-    rollback();
-    return s.error();
+  if (*outcome != ApplyOutcome::applied || !detail->empty()) {
+    auto s = db_.exec("UPDATE civishare_applied SET outcome = " + db_.quote(to_string(*outcome)) +
+                      ", detail = " + (detail->empty() ? std::string("NULL") : db_.quote(*detail)) +
+                      " WHERE apply_id = " + std::to_string(apply_id));
+    if (!s) return s.error();
   }
-  if (auto commit = db_.exec("COMMIT"); !commit) return commit.error();
-  log_info("applier", std::string(to_string(*outcome)) + " " + to_string(c.operation) + " " +
-                          c.type + " " + c.entity_reference + " from `" + e.came_from + "`" +
-                          (detail.empty() ? "" : " (" + detail + ")"));
   return *outcome;
 }
 
@@ -189,7 +280,7 @@ Result<ApplyOutcome> SqlApplier::apply_in_transaction(const InboxEntry& e, std::
     return s.error();
   }
   const std::string table = Connection::quote_identifier(def->table);
-  auto local = db::local_id(db_, options_.node, def->table, c.entity_reference);
+  auto local = local_id(def->table, c.entity_reference);
   if (!local) return local.error();
 
   if (c.operation == Operation::remove) {
@@ -200,6 +291,7 @@ Result<ApplyOutcome> SqlApplier::apply_in_transaction(const InboxEntry& e, std::
     if (auto s = db_.exec("DELETE FROM " + table + " WHERE id = " + db_.quote(**local)); !s) {
       return s.error();
     }
+    idmap_cache_.erase(def->table + '\n' + c.entity_reference);
     if (auto s = db_.exec("DELETE FROM civishare_idmap WHERE entity_table = " +
                           db_.quote(def->table) + " AND local_id = " + db_.quote(**local));
         !s) {
@@ -232,13 +324,7 @@ Result<ApplyOutcome> SqlApplier::apply_in_transaction(const InboxEntry& e, std::
     if (!match) return match.error();
     if (match->rows.size() != 1 || !match->rows[0][0]) return ok_status();
     const std::string matched = *match->rows[0][0];
-    if (auto s =
-            db_.exec("INSERT INTO civishare_idmap (entity_table, global_ref, local_id) VALUES (" +
-                     db_.quote(def->table) + ", " + db_.quote(c.entity_reference) + ", " +
-                     db_.quote(matched) + ")");
-        !s) {
-      return s;
-    }
+    if (auto s = map_reference(def->table, c.entity_reference, matched); !s) return s;
     *local = matched;
     *detail = "matched local id " + matched + " by " + rule;
     return ok_status();
@@ -271,6 +357,8 @@ Result<ApplyOutcome> SqlApplier::apply_in_transaction(const InboxEntry& e, std::
 
   std::string id;
   bool wrote = false;
+  bool derived_done = false;
+  const bool creating = !*local;
   if (!*local) {
     // Unknown here: create it (an update for an entity we never saw creates it too).
     if (def->parent) {
@@ -279,7 +367,7 @@ Result<ApplyOutcome> SqlApplier::apply_in_transaction(const InboxEntry& e, std::
       if (pit == c.context.end() || !pdef) {
         return make_error(Errc::invalid_input, "no " + def->parent->context_key + " in the change");
       }
-      auto parent = db::local_id(db_, options_.node, pdef->table, pit->second);
+      auto parent = local_id(pdef->table, pit->second);
       if (!parent) return parent.error();
       if (!*parent) {
         return make_error(Errc::not_found,
@@ -298,13 +386,7 @@ Result<ApplyOutcome> SqlApplier::apply_in_transaction(const InboxEntry& e, std::
     if (auto s = db_.exec(sql); !s) return s.error();
     id = std::to_string(db_.last_insert_id());
     if (c.entity_reference != options_.node + "-" + id) {
-      if (auto s =
-              db_.exec("INSERT INTO civishare_idmap (entity_table, global_ref, local_id) VALUES (" +
-                       db_.quote(def->table) + ", " + db_.quote(c.entity_reference) + ", " +
-                       db_.quote(id) + ")");
-          !s) {
-        return s.error();
-      }
+      if (auto s = map_reference(def->table, c.entity_reference, id); !s) return s.error();
     }
     *detail = "local id " + id;
     wrote = true;
@@ -312,29 +394,54 @@ Result<ApplyOutcome> SqlApplier::apply_in_transaction(const InboxEntry& e, std::
     id = **local;
     // Only the columns whose stored value differs: a no-op change writes nothing.
     std::string where = " WHERE id = " + db_.quote(id);
-    // BINARY: the column collation would call a case-only change "equal".
-    auto equal = [&](const std::string& q, const std::string& lit) -> Result<bool> {
-      auto same = db_.scalar("SELECT CAST(" + q + " AS BINARY) <=> CAST(" + lit +
-                             " AS BINARY) FROM " + table + where);
-      if (!same) return same.error();
-      return *same && **same == "1";
+    // One look at the row: per attribute, is the local value already the new one, and is it
+    // still the one the sender had before? BINARY: the column collation would call a case-only
+    // change "equal".
+    std::string probes;
+    std::vector<int> from_probe(values.size(), -1);
+    std::vector<std::optional<Error>> from_error(values.size());  // matters only if not `same`
+    int n_probes = 0;
+    auto probe = [&](const std::string& q, const std::string& lit) {
+      probes += std::string(probes.empty() ? "" : ", ") + "CAST(" + q + " AS BINARY) <=> CAST(" +
+                lit + " AS BINARY)";
+      return n_probes++;
     };
-    std::string sets;
     for (std::size_t i = 0; i < values.size(); ++i) {
       const auto& [col, lit] = values[i];
       const std::string q = Connection::quote_identifier(col);
-      auto same = equal(q, lit);
-      if (!same) return same.error();
-      if (*same) continue;
+      probe(q, lit);
+      const AttributeChange& a = c.attribute_changes[i];
+      if (a.from) {
+        auto from_lit = translator_.to_sql(*def->find_wire(a.name), *a.from);
+        if (from_lit)
+          from_probe[i] = probe(q, *from_lit);
+        else
+          from_error[i] = from_lit.error();
+      }
+    }
+    std::vector<bool> truth(static_cast<std::size_t>(n_probes), false);
+    if (n_probes > 0) {
+      auto row = db_.query("SELECT " + probes + " FROM " + table + where);
+      if (!row) return row.error();
+      if (!row->rows.empty()) {
+        for (std::size_t k = 0; k < truth.size(); ++k) {
+          truth[k] = row->rows[0][k].value_or("0") == "1";
+        }
+      }
+    }
+    std::string sets;
+    for (std::size_t i = 0, k = 0; i < values.size(); ++i) {
+      const auto& [col, lit] = values[i];
+      const std::string q = Connection::quote_identifier(col);
+      const bool same = truth[k++];
+      if (from_probe[i] >= 0) ++k;
+      if (same) continue;
       // A conflict: the local value is neither what the sender had before nor what it sends.
       const AttributeChange& a = c.attribute_changes[i];
       if (a.from) {
-        const ColumnDefinition* cdef = def->find_wire(a.name);
-        auto from_lit = translator_.to_sql(*cdef, *a.from);
-        if (!from_lit) return from_lit.error();
-        auto unchanged_here = equal(q, *from_lit);
-        if (!unchanged_here) return unchanged_here.error();
-        if (!*unchanged_here) {
+        if (from_error[i]) return *from_error[i];
+        const bool unchanged_here = truth[static_cast<std::size_t>(from_probe[i])];
+        if (!unchanged_here) {
           auto take = resolve_conflict(e, *def, id, a, q, table + where, apply_id);
           if (!take) return take.error();
           if (!*take) continue;
@@ -343,11 +450,22 @@ Result<ApplyOutcome> SqlApplier::apply_in_transaction(const InboxEntry& e, std::
       sets += (sets.empty() ? "" : ", ") + q + " = " + lit;
     }
     if (sets.empty()) return ApplyOutcome::unchanged;
+    // Derived columns in the same statement (assignments run left to right, so they see the new
+    // values): one write, one log row.
+    for (const auto& [col, expr] : def->derived) {
+      sets += ", " + Connection::quote_identifier(col) + " = (" + expr + ")";
+    }
     if (auto s = db_.exec("UPDATE " + table + " SET " + sets + where); !s) return s.error();
     wrote = true;
+    derived_done = true;
   }
-  // A contact keeps exactly one primary email/phone/address: this one now, if it says so.
-  if (wrote && def->parent && def->find_column("is_primary")) {
+  // A contact keeps exactly one primary email/phone/address: this one now, if it says so (a
+  // create, or an update of is_primary or of the parent).
+  const bool primary_may_move =
+      creating || std::any_of(values.begin(), values.end(), [&](const auto& v) {
+        return v.first == "is_primary" || (def->parent && v.first == def->parent->column);
+      });
+  if (wrote && def->parent && def->find_column("is_primary") && primary_may_move) {
     const std::string parent_col = Connection::quote_identifier(def->parent->column);
     if (auto s = db_.exec("UPDATE " + table + " other JOIN " + table + " me ON me.id = " +
                           db_.quote(id) + " AND other." + parent_col + " = me." + parent_col +
@@ -357,7 +475,7 @@ Result<ApplyOutcome> SqlApplier::apply_in_transaction(const InboxEntry& e, std::
       return s.error();
     }
   }
-  if (wrote && !def->derived.empty()) {
+  if (wrote && !derived_done && !def->derived.empty()) {
     std::string sets;
     for (const auto& [col, expr] : def->derived) {
       sets += (sets.empty() ? "" : ", ") + Connection::quote_identifier(col) + " = (" + expr + ")";

@@ -9,6 +9,7 @@
 #include <functional>
 #include <map>
 #include <string>
+#include <unordered_map>
 
 #include "appliers/applier.h"
 #include "schemas/db/mariadb.h"
@@ -38,6 +39,9 @@ class SqlApplier : public Applier {
   SqlApplier(SqlApplierOptions options, db::Connection connection, Store& store,
              const TypeRegistry& types);
 
+  // Applies up to `max` entries in one database transaction (one savepoint per change, so a
+  // refused change is undone alone); the inbox entries go only after the COMMIT.
+  Result<std::size_t> apply_pending(std::size_t max = 200) override;
   Result<ApplyOutcome> apply(const InboxEntry& entry) override;
 
  protected:
@@ -46,6 +50,9 @@ class SqlApplier : public Applier {
   }
 
  private:
+  // One change inside an open transaction, under a savepoint; `detail` for the log.
+  Result<ApplyOutcome> apply_one(const InboxEntry& entry, std::string* detail);
+  void log_outcome(const InboxEntry& entry, ApplyOutcome outcome, const std::string& detail);
   Result<ApplyOutcome> apply_in_transaction(const InboxEntry& entry, std::uint64_t apply_id,
                                             std::string* detail);
   Status record_refusal(const InboxEntry& entry, const std::string& why);
@@ -56,8 +63,16 @@ class SqlApplier : public Applier {
                                 const std::string& column, const std::string& from_where,
                                 std::uint64_t apply_id);
 
+  // db::local_id with a memory of the idmap rows seen or written (foreign references only: they
+  // change only through this applier). Forgotten on any rollback.
+  Result<std::optional<std::string>> local_id(const std::string& table,
+                                              const std::string& reference);
+  Status map_reference(const std::string& table, const std::string& reference,
+                       const std::string& id);
+
   SqlApplierOptions options_;
   db::Connection db_;
+  std::unordered_map<std::string, std::string> idmap_cache_;  // table '\n' reference -> local id
   db::Translator translator_;
   const TypeRegistry& types_;
 };

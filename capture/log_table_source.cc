@@ -7,6 +7,8 @@
 #include <thread>
 #include <unordered_map>
 
+#include "capture/row_mapper.h"
+#include "schemas/crash_point.h"
 #include "schemas/crypto.h"
 #include "schemas/db/civishare_tables.h"
 #include "schemas/log.h"
@@ -18,18 +20,7 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// Column name -> position, built once per result (rows are read by column name).
-struct Columns {
-  std::map<std::string, int, std::less<>> at;
-  Columns() = default;
-  explicit Columns(const std::vector<std::string>& names) {
-    for (std::size_t i = 0; i < names.size(); ++i) at.emplace(names[i], static_cast<int>(i));
-  }
-  int find(std::string_view name) const {
-    auto it = at.find(name);
-    return it == at.end() ? -1 : it->second;
-  }
-};
+using Columns = ColumnIndex;
 
 // One log row (or, for snapshots, one base-table row) with what capture needs to know about it.
 struct LogRow {
@@ -41,10 +32,7 @@ struct LogRow {
   const db::Row* row = nullptr;
   mutable std::string digest;  // sha512 of the whole row, computed once
 
-  db::Cell get(std::string_view column) const {
-    int i = columns->find(column);
-    return i < 0 ? db::Cell{} : (*row)[static_cast<std::size_t>(i)];
-  }
+  db::Cell get(std::string_view column) const { return cell(*columns, *row, column); }
   const std::string& raw_hash() const {
     if (digest.empty()) {
       std::string text = type->table;
@@ -128,15 +116,16 @@ struct LogTableSource::Impl {
            std::to_string(to) + ")";
   }
 
-  static LogRow make_row(const TypeDefinition* type, std::size_t t, const Columns& cols,
-                         const db::Row& r) {
+  static Result<LogRow> make_row(const TypeDefinition* type, std::size_t t, const Columns& cols,
+                                 const db::Row& r) {
+    auto header = read_header(cols, r);
+    if (!header)
+      return make_error(header.error().code, type->log_table() + ": " + header.error().message);
     LogRow lr;
     lr.type = type;
     lr.type_index = t;
-    const int ts_col = cols.find("civishare_ts");
-    const int action_col = cols.find("log_action");
-    lr.ts = ts_col < 0 ? 0 : std::stoll(r[static_cast<std::size_t>(ts_col)].value_or("0"));
-    lr.action = action_col < 0 ? "" : r[static_cast<std::size_t>(action_col)].value_or("");
+    lr.ts = header->ts;
+    lr.action = std::move(header->action);
     lr.columns = &cols;
     lr.row = &r;
     return lr;
@@ -144,13 +133,17 @@ struct LogTableSource::Impl {
 
   // Rows in the order scan() takes them: table by table (parents' table first), each in insertion
   // order. `columns` receives one entry per table and must outlive the rows.
-  std::vector<LogRow> order(const std::vector<db::Rows>& tables,
-                            std::vector<Columns>& columns) const {
+  Result<std::vector<LogRow>> order(const std::vector<db::Rows>& tables,
+                                    std::vector<Columns>& columns) const {
     std::vector<LogRow> rows;
     columns.clear();
     for (const auto& t : tables) columns.emplace_back(t.columns);
     for (std::size_t t = 0; t < tables.size(); ++t) {
-      for (const auto& r : tables[t].rows) rows.push_back(make_row(o.types[t], t, columns[t], r));
+      for (const auto& r : tables[t].rows) {
+        auto lr = make_row(o.types[t], t, columns[t], r);
+        if (!lr) return lr.error();
+        rows.push_back(std::move(*lr));
+      }
     }
     return rows;  // table by table, parents' table first: the order scan() streams them in
   }
@@ -257,16 +250,16 @@ struct LogTableSource::Impl {
         img.parent_reference = *pref;
       }
     }
-    for (const auto& col : def.columns) {
-      auto v = translator.to_wire(col, lr.get(col.column));
-      if (!v) {
-        if (v.error().code == Errc::database) return v.error();
-        log_warn("capture", def.table + " id " + id + ": " + v.error().message + "; sent as null");
-        img.values[col.wire_name()] = nullptr;
-        continue;
-      }
-      img.values[col.wire_name()] = std::move(*v);
-    }
+    std::vector<std::string> warnings;
+    auto values = wire_values(
+        def, *lr.columns, *lr.row,
+        [this](const ColumnDefinition& col, const db::Cell& c) {
+          return translator.to_wire(col, c);
+        },
+        warnings);
+    if (!values) return values.error();
+    for (const auto& w : warnings) log_warn("capture", def.table + " id " + id + ": " + w);
+    img.values = std::move(*values);
     return img;
   }
 
@@ -302,18 +295,8 @@ struct LogTableSource::Impl {
       if (def.parent && !img->parent_reference.empty()) {
         change.context[def.parent->context_key] = img->parent_reference;
       }
-      for (const auto& col : def.columns) {
-        const std::string name = col.wire_name();
-        const json::value& now = img->values[name];
-        if (*previous) {
-          const json::value* old = (*previous)->values.if_contains(name);
-          json::value old_value = old ? *old : json::value(nullptr);
-          if (old_value == now) continue;
-          change.attribute_changes.push_back({name, old_value, now});
-        } else if (!now.is_null()) {
-          change.attribute_changes.push_back({name, std::nullopt, now});
-        }
-      }
+      change.attribute_changes =
+          diff_values(def, *previous ? &(*previous)->values : nullptr, img->values);
       // A moved child (merge re-parents emails) must tell peers its new parent.
       const bool reparented = *previous && (*previous)->parent_reference != img->parent_reference;
       images.pending[key] = std::move(*img);
@@ -405,7 +388,9 @@ struct LogTableSource::Impl {
         batch.cursor = format_cursor(to);
       }
       result.records += batch.records.size();
+      crash_point("capture.before_commit");
       auto s = store.commit_capture(std::move(batch));
+      if (s) crash_point("capture.after_commit");
       batch = CaptureBatch{};
       in_chunk = 0;
       return s;
@@ -422,7 +407,9 @@ struct LogTableSource::Impl {
                              cols = Columns(names);
                              have_cols = true;
                            }
-                           LogRow lr = make_row(type, t, cols, row);
+                           auto made = make_row(type, t, cols, row);
+                           if (!made) return made.error();
+                           LogRow& lr = *made;
                            auto& [stored, occurrences] = seen[lr.hash64()];
                            const std::string key = Store::row_key(lr.ts, lr.hash());
                            if (occurrences == 0 && (resuming || lr.ts < new_from)) {
@@ -593,7 +580,9 @@ Result<std::vector<Change>> LogTableSource::replay(std::int64_t from, std::int64
     before_rows.push_back(std::move(*rows));
     const db::Rows& r = before_rows.back();
     Columns cols(r.columns);
-    LogRow last = Impl::make_row(&def, 0, cols, r.rows.back());
+    auto made = Impl::make_row(&def, 0, cols, r.rows.back());
+    if (!made) return made.error();
+    LogRow& last = *made;
     if (last.action == "Delete") return std::optional<EntityImage>{};
     Impl::Images none;
     none.load = [](const TypeDefinition&, const std::string&) {
@@ -605,7 +594,12 @@ Result<std::vector<Change>> LogTableSource::replay(std::int64_t from, std::int64
   };
   std::vector<OutboxEntry> records;
   std::vector<Columns> columns;
-  for (const auto& r : impl_->order(*tables, columns)) {
+  auto ordered = impl_->order(*tables, columns);
+  if (!ordered) {
+    (void)db.exec("COMMIT");
+    return ordered.error();
+  }
+  for (const auto& r : *ordered) {
     if (auto s = impl_->map_row(r, images, records); !s) {
       (void)db.exec("COMMIT");
       return s.error();
@@ -644,7 +638,9 @@ Result<std::size_t> LogTableSource::snapshot(const std::vector<const TypeDefinit
   for (std::size_t t = 0; t < tables.size(); ++t) {
     Columns cols(tables[t].columns);
     for (const auto& r : tables[t].rows) {
-      LogRow lr = Impl::make_row(types[t], t, cols, r);
+      auto made = Impl::make_row(types[t], t, cols, r);
+      if (!made) return made.error();
+      LogRow& lr = *made;
       lr.ts = now;
       lr.action = "Initialization";
       if (auto s = impl_->map_row(lr, images, batch.records); !s) return s.error();

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 
+#include "schemas/crash_point.h"
 #include "schemas/log.h"
 #include "transport/webhook.h"
 
@@ -210,6 +211,7 @@ Result<std::size_t> HttpSender::send_batch() {
       }
     }
   }
+  crash_point("sender.after_send");
   if (auto s = store_.set_acked(peer_.name, last); !s) return s.error();
   if (options_.on_delivered) options_.on_delivered(queued_at);
   state_.last_success_at = unix_now();

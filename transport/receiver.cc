@@ -8,6 +8,7 @@
 #include <chrono>
 #include <optional>
 
+#include "schemas/crash_point.h"
 #include "schemas/log.h"
 #include "transport/webhook.h"
 
@@ -186,6 +187,7 @@ HttpResponse ChangeReceiver::changes(const HttpRequest& request) {
     log_error("receiver", s.error().message);
     return error_response(503, "could not persist: " + s.error().message);
   }
+  crash_point("receiver.after_persist");
   if (count && on_accepted_) on_accepted_();
   // 422 when every change was refused (the batch was processed; nothing in it is usable).
   bool all_refused = !results.empty();

@@ -32,7 +32,7 @@ Result<Translator::Mapping*> Translator::mapping(const ColumnDefinition& column,
   return &slot;
 }
 
-Result<json::value> Translator::to_wire(const ColumnDefinition& column, const Cell& stored) {
+Result<json::value> plain_to_wire(const ColumnDefinition& column, const Cell& stored) {
   if (!stored) return json::value(nullptr);
   const std::string& s = *stored;
   switch (column.kind) {
@@ -47,6 +47,22 @@ Result<json::value> Translator::to_wire(const ColumnDefinition& column, const Ce
       }
     case ColumnKind::boolean:
       return json::value(s != "0" && !s.empty());
+    case ColumnKind::option:
+    case ColumnKind::lookup:
+      break;
+  }
+  return make_error(Errc::invalid_input, column.column + " needs an id-to-name look-up");
+}
+
+Result<json::value> Translator::to_wire(const ColumnDefinition& column, const Cell& stored) {
+  if (!stored) return json::value(nullptr);
+  const std::string& s = *stored;
+  switch (column.kind) {
+    case ColumnKind::string:
+    case ColumnKind::date:
+    case ColumnKind::integer:
+    case ColumnKind::boolean:
+      return plain_to_wire(column, stored);
     case ColumnKind::option:
     case ColumnKind::lookup: {
       for (bool reload : {false, true}) {

@@ -16,6 +16,10 @@
 
 namespace civishare::db {
 
+// to_wire for the columns that need no look-up (string, date, integer, boolean); pure.
+// Option and lookup columns: Errc::invalid_input (they need a Translator).
+Result<boost::json::value> plain_to_wire(const ColumnDefinition& column, const Cell& stored);
+
 class Translator {
  public:
   explicit Translator(Connection& connection) : db_(connection) {}

@@ -1,6 +1,8 @@
 #include "agent/config.h"
+#include "schemas/log.h"
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include <fstream>
 #include <sstream>
@@ -108,6 +110,26 @@ TEST(Config, TheDocumentedExampleSecretIsRefused) {
   std::string text =
       replace(valid(), kSecret, "whsec_EXAMPLE0EXAMPLE0EXAMPLE0EXAMPLE0EXAMPLE0EXA=");
   EXPECT_NE(error_of(text).find("civishare secret"), std::string::npos);
+}
+
+TEST(Config, AWorldReadableFileIsLoadedWithAWarningAndNoSecretInIt) {
+  const std::string path = ::testing::TempDir() + "civishare-perm.toml";
+  std::ofstream(path) << valid();
+  ::chmod(path.c_str(), 0600);
+  ASSERT_TRUE(load_config(path).ok());
+  auto mentions_path = [&] {
+    for (const auto& line : recent_problems())
+      if (line.find(path) != std::string::npos) return true;
+    return false;
+  };
+  EXPECT_FALSE(mentions_path()) << "a 0600 file needs no warning";
+  ::chmod(path.c_str(), 0644);
+  ASSERT_TRUE(load_config(path).ok());
+  ASSERT_TRUE(mentions_path());
+  for (const auto& line : recent_problems()) {
+    EXPECT_EQ(line.find(kSecret.substr(6)), std::string::npos) << line;
+    EXPECT_NE(line.find("chmod 600"), std::string::npos) << line;
+  }
 }
 
 TEST(Config, EveryShippedExampleParses) {

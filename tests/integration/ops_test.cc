@@ -116,6 +116,7 @@ TEST_F(Ops, FiguresShowAPeerThatIsDownAndItsRecovery) {
 
 TEST_F(Ops, CheckReportsPeers) {
   b_->start();
+  ASSERT_TRUE(wait_until([&] { return b_->log().find("receiving on") != std::string::npos; }));
   std::string out;
   int rc = run_civishare({"check", "--config", a_->config_path()}, &out);
   EXPECT_NE(out.find("peer civi2 reachable; it takes civishare.change.contact.base"),

@@ -14,7 +14,20 @@
 namespace civishare::testing {
 
 namespace {
-pid_t spawn(const std::vector<std::string>& args, const std::string& log_path) {
+pid_t spawn(const std::vector<std::string>& args, const std::string& log_path,
+            const std::vector<std::string>& extra_env) {
+  // Everything the child needs is built before fork (only async-signal-safe calls after it).
+  std::vector<std::string> full = {CIVISHARE_BINARY};
+  full.insert(full.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (auto& a : full) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  std::vector<std::string> env_strings;
+  for (char** e = environ; *e; ++e) env_strings.emplace_back(*e);
+  env_strings.insert(env_strings.end(), extra_env.begin(), extra_env.end());
+  std::vector<char*> envp;
+  for (auto& e : env_strings) envp.push_back(e.data());
+  envp.push_back(nullptr);
   pid_t pid = ::fork();
   if (pid == 0) {
     int fd = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
@@ -22,12 +35,7 @@ pid_t spawn(const std::vector<std::string>& args, const std::string& log_path) {
     ::dup2(devnull, 0);
     ::dup2(fd, 1);
     ::dup2(fd, 2);
-    std::vector<std::string> full = {CIVISHARE_BINARY};
-    full.insert(full.end(), args.begin(), args.end());
-    std::vector<char*> argv;
-    for (auto& a : full) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    ::execv(CIVISHARE_BINARY, argv.data());
+    ::execve(CIVISHARE_BINARY, argv.data(), envp.data());
     ::_exit(127);
   }
   if (pid < 0) throw std::runtime_error("fork failed");
@@ -35,9 +43,10 @@ pid_t spawn(const std::vector<std::string>& args, const std::string& log_path) {
 }
 }  // namespace
 
-AgentProcess::AgentProcess(std::vector<std::string> args, std::string log_path)
+AgentProcess::AgentProcess(std::vector<std::string> args, std::string log_path,
+                           std::vector<std::string> env)
     : log_path_(std::move(log_path)) {
-  pid_ = spawn(args, log_path_);
+  pid_ = spawn(args, log_path_, env);
 }
 
 AgentProcess::~AgentProcess() {
@@ -89,7 +98,7 @@ std::string AgentProcess::log() const {
 
 int run_civishare(const std::vector<std::string>& args, std::string* output) {
   std::string log_path = temp_dir("civishare-run") + "/out.log";
-  pid_t pid = spawn(args, log_path);
+  pid_t pid = spawn(args, log_path, {});
   int status = 0;
   ::waitpid(pid, &status, 0);
   if (output) {

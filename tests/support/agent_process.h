@@ -13,7 +13,9 @@ namespace civishare::testing {
 
 class AgentProcess {
  public:
-  AgentProcess(std::vector<std::string> args, std::string log_path);
+  // `env`: extra NAME=value entries on top of this process's environment.
+  AgentProcess(std::vector<std::string> args, std::string log_path,
+               std::vector<std::string> env = {});
   ~AgentProcess();
   AgentProcess(const AgentProcess&) = delete;
   AgentProcess& operator=(const AgentProcess&) = delete;
@@ -23,6 +25,7 @@ class AgentProcess {
   // Sends SIGTERM and waits; returns the exit code (or -1 if it had to be killed).
   int stop(std::chrono::seconds grace = std::chrono::seconds(20));
   bool running();
+  pid_t pid() const { return pid_; }
   std::string log() const;
 
  private:

@@ -40,16 +40,18 @@ void TestNode::configure(const std::vector<std::pair<Link, const TestNode*>>& li
                      "[database]\nhost = \"127.0.0.1\"\nport = " +
                      std::to_string(o.port) +
                      "\nuser = \"civishare\"\npassword = \"civishare\"\nschema = \"civicrm\"\n\n"
-                     "[capture]\nsource = \"log_tables\"\npoll_interval_ms = 200\n\n"
+                     "[capture]\nsource = \"log_tables\"\npoll_interval_ms = " +
+                     std::to_string(poll_interval_ms) +
+                     "\n\n"
                      "[receiver]\nlisten = \"127.0.0.1:" +
                      std::to_string(port_) + "\"\n" + receiver_extra + "\n[applier]\n" +
                      applier_section + "\n";
   for (const auto& [link, peer] : links) {
+    const std::uint16_t port = link.via_port ? link.via_port : peer->port();
     text += "[[peer]]\nname = \"" + link.peer + "\"\nurl = \"" + link.scheme +
-            "://127.0.0.1:" + std::to_string(peer->port()) + "\"\nsecret = \"" + link.secret +
-            "\"\n" + "outgoing = " + toml_list(link.outgoing) +
-            "\nincoming = " + toml_list(link.incoming) + "\n" +
-            (link.ca_file.empty() ? "" : "ca_file = \"" + link.ca_file + "\"\n") + "\n";
+            "://127.0.0.1:" + std::to_string(port) + "\"\nsecret = \"" + link.secret + "\"\n" +
+            "outgoing = " + toml_list(link.outgoing) + "\nincoming = " + toml_list(link.incoming) +
+            "\n" + (link.ca_file.empty() ? "" : "ca_file = \"" + link.ca_file + "\"\n") + "\n";
   }
   write_file(config_path_, text + extra);
 }
@@ -60,9 +62,9 @@ void TestNode::init() {
   if (rc != 0) throw std::runtime_error("civishare init failed for " + name_ + ":\n" + out);
 }
 
-void TestNode::start() {
+void TestNode::start(const std::vector<std::string>& env) {
   agent_ = std::make_unique<AgentProcess>(std::vector<std::string>{"run", "--config", config_path_},
-                                          dir_ + "/agent.log");
+                                          dir_ + "/agent.log", env);
 }
 
 int TestNode::stop() {
@@ -80,6 +82,47 @@ std::string TestNode::query(const std::string& sql) {
   auto r = c.scalar(sql);
   if (!r) throw std::runtime_error(r.error().message);
   return r->value_or("NULL");
+}
+
+void write_burst(TestNode& node, const std::string& tag, int contacts) {
+  auto c = node.db().connect();
+  auto must = [](const Status& s) {
+    if (!s) throw std::runtime_error(s.error().message);
+  };
+  std::vector<std::string> ids;
+  for (int i = 0; i < contacts; ++i) {
+    const std::string n = tag + std::to_string(i);
+    must(c.exec("START TRANSACTION"));
+    must(c.exec(
+        "INSERT INTO civicrm_contact (contact_type, first_name, last_name, external_identifier) "
+        "VALUES ('Individual', 'F" +
+        n + "', 'L" + n + "', 'burst-" + n + "')"));
+    ids.push_back(std::to_string(c.last_insert_id()));
+    must(c.exec(
+        "INSERT INTO civicrm_email (contact_id, location_type_id, email, is_primary) VALUES (" +
+        ids.back() + ", 1, 'p" + n + "@example.org', 1)"));
+    must(c.exec("COMMIT"));
+  }
+  for (const auto& id : ids) {
+    must(c.exec("UPDATE civicrm_contact SET last_name = CONCAT(last_name, '-2') WHERE id = " + id));
+  }
+}
+
+std::string burst_state_at_origin(TestNode& origin) {
+  return origin.query(
+      "SELECT GROUP_CONCAT(CONCAT_WS('|', CONCAT('" + origin.name() +
+      "-', c.id), c.first_name, c.last_name, c.external_identifier, e.email, e.is_primary) "
+      "ORDER BY c.id SEPARATOR '\n') FROM civicrm_contact c LEFT JOIN civicrm_email e ON "
+      "e.contact_id = c.id WHERE c.external_identifier LIKE 'burst-%'");
+}
+
+std::string burst_state_at_copy(TestNode& copy) {
+  return copy.query(
+      "SELECT GROUP_CONCAT(CONCAT_WS('|', m.global_ref, c.first_name, c.last_name, "
+      "c.external_identifier, e.email, e.is_primary) ORDER BY CAST(SUBSTRING_INDEX(m.global_ref, "
+      "'-', -1) AS UNSIGNED) SEPARATOR '\n') FROM civicrm_contact c JOIN civishare_idmap m ON "
+      "m.entity_table = 'civicrm_contact' AND m.local_id = c.id LEFT JOIN civicrm_email e ON "
+      "e.contact_id = c.id WHERE c.external_identifier LIKE 'burst-%'");
 }
 
 std::string log_row_counts(const std::vector<TestNode*>& nodes) {

@@ -158,6 +158,12 @@ void MariaDbServer::start_process() {
 }
 
 MariaDbServer::~MariaDbServer() {
+  stop();
+  std::error_code ec;
+  fs::remove_all(dir_, ec);
+}
+
+void MariaDbServer::stop() {
   if (pid_ > 0) {
     ::kill(pid_, SIGTERM);
     int status = 0;
@@ -171,10 +177,9 @@ MariaDbServer::~MariaDbServer() {
     if (pid_ > 0) {
       ::kill(pid_, SIGKILL);
       ::waitpid(pid_, &status, 0);
+      pid_ = -1;
     }
   }
-  std::error_code ec;
-  fs::remove_all(dir_, ec);
 }
 
 void MariaDbServer::run_sql(const std::string& sql, const std::string& schema) {

@@ -35,6 +35,11 @@ class MariaDbServer {
   // Connection options the agent under test should use (user civishare over TCP).
   db::ConnectionOptions agent_options() const;
 
+  // Fault tests: stop the server (SIGTERM, waits for the exit) and start it again on the same
+  // data dir, socket and port.
+  void stop();
+  void start() { start_process(); }
+
  private:
   void start_process();
   std::string dir_;

@@ -1,4 +1,5 @@
 #include "transport/queue/store.h"
+#include "schemas/crash_point.h"
 
 #include <rocksdb/db.h>
 #include <rocksdb/filter_policy.h>
@@ -161,7 +162,10 @@ Status Store::commit_capture(CaptureBatch batch) {
     else
       wb.Delete(kImage + key);
   }
-  if (!batch.cursor_name.empty()) wb.Put(kCursor + batch.cursor_name, batch.cursor);
+  if (!batch.cursor_name.empty()) {
+    wb.Put(kCursor + batch.cursor_name, batch.cursor);
+    crash_point("capture.cursor_write");
+  }
   for (const auto& [name, value] : batch.more_cursors) wb.Put(kCursor + name, value);
   for (const auto& [key, count] : batch.row_counts) wb.Put(kRow + key, std::to_string(count));
   rocksdb::WriteOptions wo;
@@ -300,10 +304,19 @@ Result<std::vector<InboxEntry>> Store::read_inbox(std::size_t max) {
 }
 
 Status Store::remove_inbox(std::uint64_t seq) {
+  // Not synced: an entry whose removal a crash loses is offered again, and the appliers recognise
+  // it (civishare_applied's unique signature, or the APIv4 applier's synced note) as applied.
   rocksdb::WriteOptions wo;
-  wo.sync = true;
   auto s = db_->Delete(wo, seq_key(kInbox, seq));
   if (!s.ok()) return storage_error(s, "removing an applied inbox entry");
+  return ok_status();
+}
+
+Status Store::remove_inbox(const std::vector<std::uint64_t>& seqs) {
+  rocksdb::WriteBatch batch;
+  for (auto seq : seqs) batch.Delete(seq_key(kInbox, seq));
+  auto s = db_->Write(rocksdb::WriteOptions(), &batch);  // not synced: see above
+  if (!s.ok()) return storage_error(s, "removing applied inbox entries");
   return ok_status();
 }
 

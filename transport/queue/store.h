@@ -137,6 +137,7 @@ class Store {
   // Applier side.
   Result<std::vector<InboxEntry>> read_inbox(std::size_t max);
   Status remove_inbox(std::uint64_t seq);
+  Status remove_inbox(const std::vector<std::uint64_t>& seqs);  // one write
   std::uint64_t inbox_size() const;
 
  private:

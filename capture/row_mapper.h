@@ -1,0 +1,59 @@
+// The pure part of capture: a log row read by column name, the shared columns of its type in wire
+// form, and the attribute changes between two images. No database, no store (id-to-name
+// translation is passed in), so it is unit-tested and fuzzed (tests/fuzz/fuzz_log_row.cc).
+#pragma once
+
+#include <boost/json.hpp>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "schemas/change.h"
+#include "schemas/db/mariadb.h"
+#include "schemas/result.h"
+#include "schemas/type_definition.h"
+
+namespace civishare {
+
+// Column name -> position, built once per result: rows are read by name, so a column CiviCRM
+// adds to a log table later (after log_action) does not move anything.
+class ColumnIndex {
+ public:
+  ColumnIndex() = default;
+  explicit ColumnIndex(const std::vector<std::string>& names);
+  int find(std::string_view name) const;  // -1 when absent
+
+ private:
+  std::map<std::string, int, std::less<>> at_;
+};
+
+// The cell of `column` in `row`, an empty Cell when the column is absent or the row is short.
+db::Cell cell(const ColumnIndex& columns, const db::Row& row, std::string_view column);
+
+struct LogRowHeader {
+  std::int64_t ts = 0;  // UNIX_TIMESTAMP(log_date), selected as civishare_ts
+  std::string action;   // log_action: Insert, Update, Delete (Initialization for snapshots)
+};
+// Errors: Errc::invalid_input when civishare_ts is present but not a whole number.
+Result<LogRowHeader> read_header(const ColumnIndex& columns, const db::Row& row);
+
+// Wire value of one stored cell (ids of option/lookup columns become names).
+using ToWire = std::function<Result<boost::json::value>(const ColumnDefinition&, const db::Cell&)>;
+
+// Every shared column of `type` in wire form. A value that cannot be translated (an id without a
+// name, a non-number in an integer column) is sent as null and explained in `warnings`;
+// Errc::database errors from `to_wire` end the call.
+Result<boost::json::object> wire_values(const TypeDefinition& type, const ColumnIndex& columns,
+                                        const db::Row& row, const ToWire& to_wire,
+                                        std::vector<std::string>& warnings);
+
+// Attribute changes from `before` (nullptr: the entity is new) to `after`, in the type's column
+// order. For a new entity only non-null values count.
+std::vector<AttributeChange> diff_values(const TypeDefinition& type,
+                                         const boost::json::object* before,
+                                         const boost::json::object& after);
+
+}  // namespace civishare
