@@ -118,6 +118,7 @@ Status Agent::open(bool read_only) {
   auto store = Store::open(config_.node.data_dir);
   if (!store) return store.error();
   store_ = std::move(*store);
+  store_->set_min_free_bytes(static_cast<std::uint64_t>(config_.node.min_free_mb) << 20);
   return ok_status();
 }
 
@@ -452,6 +453,7 @@ int Agent::run(bool once, std::atomic<bool>& stop) {
   Signal outbox_signal;
   Signal inbox_signal;
   std::atomic<bool> failed{false};
+  std::atomic<bool> storage_failed{false};
   std::atomic<bool> peer_unreachable{false};
   std::atomic<bool> finished{false};
 
@@ -743,6 +745,17 @@ int Agent::run(bool once, std::atomic<bool>& stop) {
   std::thread stopper([&] {
     auto next_sample = Clock::now();
     while (!stop && !(once && finished)) {
+      // A store that failed a write (disk full, I/O error) refuses every later write until it is
+      // reopened: stop cleanly and let the service manager start us again (exit code 75).
+      if (auto why = store_->write_failure()) {
+        log_error("agent", "the store in " + config_.node.data_dir + " cannot write (" + *why +
+                               "); stopping with exit code 75 so that a restart reopens it. "
+                               "Nothing is lost: what was not written was not acknowledged. "
+                               "Free space there; systemd restarts civishare (Restart=on-failure)");
+        storage_failed = true;
+        stop = true;
+        break;
+      }
       if (Clock::now() >= next_sample) {
         next_sample = Clock::now() + std::chrono::seconds(10);
         auto cur = store_->cursor(LogTableSource::kCursorName);
@@ -768,6 +781,7 @@ int Agent::run(bool once, std::atomic<bool>& stop) {
   finished = true;
   stopper.join();
   (*server)->stop();
+  if (storage_failed) return 75;
   if (failed) return 1;
   if (peer_unreachable) return 3;
   return 0;

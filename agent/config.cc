@@ -140,9 +140,11 @@ Result<Config> parse_config(std::string_view text, const std::string& origin) {
 
   const toml::table* node = section(root, "node");
   if (!node) return bad("node", "section is missing: add [node] with name and data_dir");
-  CIVISHARE_TRY(only_keys(*node, "node", {"name", "data_dir"}));
+  CIVISHARE_TRY(only_keys(*node, "node", {"name", "data_dir", "min_free_mb"}));
   CIVISHARE_TRY(read(*node, "node", "name", c.node.name));
   CIVISHARE_TRY(read(*node, "node", "data_dir", c.node.data_dir));
+  CIVISHARE_TRY(read(*node, "node", "min_free_mb", c.node.min_free_mb));
+  if (c.node.min_free_mb < 0) return bad("node.min_free_mb", "must be 0 (off) or more");
   static const std::regex name_re("^[a-z0-9_]{1,16}$");
   if (!std::regex_match(c.node.name, name_re)) {
     return bad("node.name", "must be 1-16 characters of a-z, 0-9 and _, e.g. \"civi1\"");

@@ -18,6 +18,9 @@ struct Config {
   struct Node {
     std::string name;      // [a-z0-9_]{1,16}, unique in the federation
     std::string data_dir;  // RocksDB store and runtime files
+    // Below this much free space in data_dir the store refuses writes (capture waits, the
+    // receiver answers 503) instead of running the disk full; 0 turns the guard off.
+    std::int64_t min_free_mb = 100;
   } node;
 
   struct Database {

@@ -5,6 +5,7 @@
 // civishare_applied holds each change once.
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <memory>
 #include <string>
 #include <thread>
@@ -26,8 +27,8 @@ class Faults : public ::testing::Test {
     b_ = std::make_unique<TestNode>("b", 10);
   }
 
-  // A -> B, optionally through a proxy.
-  void link(std::uint16_t via_port = 0) {
+  // A -> B, optionally through a proxy; `a_env`: extra environment of A's agent.
+  void link(std::uint16_t via_port = 0, const std::vector<std::string>& a_env = {}) {
     const std::string secret = webhook::new_secret();
     const std::vector<std::string> types = {"civishare.change.contact.base",
                                             "civishare.change.contact.email"};
@@ -37,7 +38,7 @@ class Faults : public ::testing::Test {
     b_->configure({{Link{"a", secret, {}, types}, a_.get()}});
     a_->init();
     b_->init();
-    a_->start();
+    a_->start(a_env);
     b_->start();
   }
 
@@ -128,6 +129,37 @@ TEST_F(Faults, NetworkCutRefusedSlowedAndCutMidRequestEverythingArrivesOnce) {
   proxy.set_delay_ms(0);
   ASSERT_TRUE(b_matches_a());
   expect_each_applied_once(3);
+}
+
+TEST_F(Faults, DataDirAlmostFullGivesAClearErrorLosesNothingAndRecoversWhenSpaceReturns) {
+  // While `flag` exists, A's data dir looks almost full (1 MB free; an LD_PRELOAD shim over
+  // statvfs), below node.min_free_mb (100 by default).
+  const std::string flag = a_->dir() + "/disk-full";
+  link(0, {std::string("LD_PRELOAD=") + CIVISHARE_DISK_FULL_SHIM, "CIVISHARE_DISK_FULL_FLAG=" + flag,
+           "CIVISHARE_DISK_FULL_DIR=" + a_->dir() + "/data"});
+  write_burst(*a_, "x", kContacts);
+  ASSERT_TRUE(b_matches_a());
+
+  write_file(flag, "");
+  write_burst(*a_, "y", kContacts);
+  ASSERT_TRUE(wait_until(
+      [&] { return a_->log().find("data dir almost full: 1 MB free") != std::string::npos; }, 60s))
+      << a_->log();
+  std::this_thread::sleep_for(3s);
+  EXPECT_TRUE(a_->running()) << "an almost full disk must not stop the agent";
+  EXPECT_NE(burst_state_at_copy(*b_), burst_state_at_origin(*a_))
+      << "nothing can have been captured while the data dir was full";
+
+  std::filesystem::remove(flag);  // space is back: capture carries on by itself
+  ASSERT_TRUE(b_matches_a());
+  expect_each_applied_once(2);
+  EXPECT_TRUE(a_->running()) << a_->log();
+  // Nothing corrupted: the store reopens after a restart and nothing moves again.
+  EXPECT_EQ(a_->stop(), 0);
+  a_->start();
+  std::this_thread::sleep_for(3s);
+  EXPECT_TRUE(a_->running()) << a_->log();
+  expect_each_applied_once(2);
 }
 
 }  // namespace

@@ -58,6 +58,7 @@ bool AgentProcess::running() {
   int status = 0;
   if (::waitpid(pid_, &status, WNOHANG) == pid_) {
     pid_ = -1;
+    exit_code_ = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
     return false;
   }
   return true;
@@ -72,7 +73,7 @@ void AgentProcess::kill() {
 }
 
 int AgentProcess::stop(std::chrono::seconds grace) {
-  if (pid_ <= 0) return -1;
+  if (pid_ <= 0) return exit_code_;
   ::kill(pid_, SIGTERM);
   int status = 0;
   auto deadline = std::chrono::steady_clock::now() + grace;

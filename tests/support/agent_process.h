@@ -22,7 +22,8 @@ class AgentProcess {
 
   // SIGKILL, no grace: for crash tests.
   void kill();
-  // Sends SIGTERM and waits; returns the exit code (or -1 if it had to be killed).
+  // Sends SIGTERM and waits; returns the exit code (or -1 if it had to be killed). After the
+  // process ended by itself (running() said false), returns its exit code.
   int stop(std::chrono::seconds grace = std::chrono::seconds(20));
   bool running();
   pid_t pid() const { return pid_; }
@@ -30,6 +31,7 @@ class AgentProcess {
 
  private:
   pid_t pid_ = -1;
+  int exit_code_ = -1;
   std::string log_path_;
 };
 

@@ -36,7 +36,7 @@ void TestNode::configure(const std::vector<std::pair<Link, const TestNode*>>& li
                          const std::string& receiver_extra, const std::string& extra) {
   auto o = db_->agent_options();
   std::string text = "[node]\nname = \"" + name_ + "\"\ndata_dir = \"" + dir_ +
-                     "/data\"\n\n"
+                     "/data\"\nmin_free_mb = 20\n\n"  // test machines may have little room in /tmp
                      "[database]\nhost = \"127.0.0.1\"\nport = " +
                      std::to_string(o.port) +
                      "\nuser = \"civishare\"\npassword = \"civishare\"\nschema = \"civicrm\"\n\n"

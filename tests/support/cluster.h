@@ -42,7 +42,7 @@ class TestNode {
   void configure(const std::vector<std::pair<Link, const TestNode*>>& links,
                  const std::string& receiver_extra = "", const std::string& extra = "");
   void init();  // civishare init; asserts success
-  // civishare run in the background; `env`: extra NAME=value entries (crash points).
+  // civishare run in the background; `env`: extra NAME=value entries (crash points, shims).
   void start(const std::vector<std::string>& env = {});
   int stop();  // SIGTERM; the exit code
   void kill() {

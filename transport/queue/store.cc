@@ -1,15 +1,17 @@
 #include "transport/queue/store.h"
-#include "schemas/crash_point.h"
 
 #include <rocksdb/db.h>
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/options.h>
 #include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
+#include <sys/statvfs.h>
 
 #include <chrono>
 #include <cinttypes>
 #include <cstdio>
+
+#include "schemas/crash_point.h"
 
 namespace civishare {
 namespace json = boost::json;
@@ -80,7 +82,7 @@ std::string encode_image(const EntityImage& img) {
 
 }  // namespace
 
-Store::Store(rocksdb::DB* db) : db_(db) {}
+Store::Store(rocksdb::DB* db, std::string dir) : db_(db), dir_(std::move(dir)) {}
 Store::~Store() {
   delete db_;
 }
@@ -103,7 +105,7 @@ Result<std::unique_ptr<Store>> Store::open(const std::string& data_dir) {
                       "cannot open the store in " + data_dir +
                           "/store (is another civishare using this data_dir?): " + s.ToString());
   }
-  std::unique_ptr<Store> store(new Store(db));
+  std::unique_ptr<Store> store(new Store(db, data_dir + "/store"));
   auto out = store->last_seq(kOutbox);
   if (!out) return out.error();
   auto in = store->last_seq(kInbox);
@@ -121,7 +123,7 @@ Result<std::unique_ptr<Store>> Store::open_read_only(const std::string& data_dir
     return make_error(Errc::storage, "cannot read the store in " + data_dir +
                                          "/store (has `civishare init` run?): " + s.ToString());
   }
-  std::unique_ptr<Store> store(new Store(db));
+  std::unique_ptr<Store> store(new Store(db, data_dir + "/store"));
   auto out = store->last_seq(kOutbox);
   if (!out) return out.error();
   store->next_outbox_ = *out + 1;
@@ -170,7 +172,7 @@ Status Store::commit_capture(CaptureBatch batch) {
   for (const auto& [key, count] : batch.row_counts) wb.Put(kRow + key, std::to_string(count));
   rocksdb::WriteOptions wo;
   wo.sync = true;
-  auto s = db_->Write(wo, &wb);
+  auto s = write(wo, &wb);
   if (!s.ok()) return storage_error(s, "committing captured changes");
   next_outbox_ = seq;
   return ok_status();
@@ -226,7 +228,9 @@ Result<std::uint64_t> Store::acked(const std::string& peer) {
 Status Store::set_acked(const std::string& peer, std::uint64_t seq) {
   rocksdb::WriteOptions wo;
   wo.sync = true;
-  auto s = db_->Put(wo, kAck + peer, std::to_string(seq));
+  rocksdb::WriteBatch one;
+  one.Put(kAck + peer, std::to_string(seq));
+  auto s = write(wo, &one);
   if (!s.ok()) return storage_error(s, "writing ack position");
   return ok_status();
 }
@@ -257,7 +261,7 @@ Status Store::commit_receive(const std::string& peer, const std::string& message
   wb.Put(kMessage + peer + "/" + message_id, now);
   rocksdb::WriteOptions wo;
   wo.sync = true;
-  auto s = db_->Write(wo, &wb);
+  auto s = write(wo, &wb);
   if (!s.ok()) return storage_error(s, "persisting received changes");
   next_inbox_ = seq;
   return ok_status();
@@ -285,7 +289,7 @@ Status Store::mark_signatures_seen(const std::vector<std::string>& signatures) {
   rocksdb::WriteBatch wb;
   const std::string now = std::to_string(unix_now());
   for (const auto& sig : signatures) wb.Put(kSeen + sig, now);
-  auto s = db_->Write(rocksdb::WriteOptions(), &wb);
+  auto s = write(rocksdb::WriteOptions(), &wb);
   if (!s.ok()) return storage_error(s, "writing seen signatures");
   return ok_status();
 }
@@ -307,15 +311,45 @@ Status Store::remove_inbox(std::uint64_t seq) {
   // Not synced: an entry whose removal a crash loses is offered again, and the appliers recognise
   // it (civishare_applied's unique signature, or the APIv4 applier's synced note) as applied.
   rocksdb::WriteOptions wo;
-  auto s = db_->Delete(wo, seq_key(kInbox, seq));
+  rocksdb::WriteBatch one;
+  one.Delete(seq_key(kInbox, seq));
+  auto s = write(wo, &one);
   if (!s.ok()) return storage_error(s, "removing an applied inbox entry");
   return ok_status();
+}
+
+rocksdb::Status Store::write(const rocksdb::WriteOptions& options, rocksdb::WriteBatch* batch) {
+  if (const std::uint64_t min_free = min_free_bytes_; min_free > 0) {
+    struct statvfs fs {};
+    if (::statvfs(dir_.c_str(), &fs) == 0) {
+      const std::uint64_t free_bytes = static_cast<std::uint64_t>(fs.f_bavail) * fs.f_frsize;
+      if (free_bytes < min_free) {
+        return rocksdb::Status::NoSpace(
+            "data dir almost full: " + std::to_string(free_bytes >> 20) + " MB free in " + dir_ +
+            ", node.min_free_mb asks for " + std::to_string(min_free >> 20) +
+            "; nothing was written, it is retried once there is space");
+      }
+    }
+  }
+  auto s = db_->Write(options, batch);
+  if (!s.ok() && !write_failed_) {
+    std::lock_guard lock(error_mu_);
+    write_error_ = s.ToString();
+    write_failed_ = true;
+  }
+  return s;
+}
+
+std::optional<std::string> Store::write_failure() const {
+  if (!write_failed_) return std::nullopt;
+  std::lock_guard lock(error_mu_);
+  return write_error_;
 }
 
 Status Store::remove_inbox(const std::vector<std::uint64_t>& seqs) {
   rocksdb::WriteBatch batch;
   for (auto seq : seqs) batch.Delete(seq_key(kInbox, seq));
-  auto s = db_->Write(rocksdb::WriteOptions(), &batch);  // not synced: see above
+  auto s = write(rocksdb::WriteOptions(), &batch);  // not synced: see above
   if (!s.ok()) return storage_error(s, "removing applied inbox entries");
   return ok_status();
 }
@@ -357,7 +391,9 @@ Status Store::set_peer_state(const std::string& peer, const PeerState& st) {
                  {"last_success_at", st.last_success_at},
                  {"last_error_at", st.last_error_at},
                  {"last_error", st.last_error}};
-  auto s = db_->Put(rocksdb::WriteOptions(), kPeer + peer, json::serialize(o));
+  rocksdb::WriteBatch one;
+  one.Put(kPeer + peer, json::serialize(o));
+  auto s = write(rocksdb::WriteOptions(), &one);
   if (!s.ok()) return storage_error(s, "writing peer state");
   return ok_status();
 }
@@ -415,7 +451,7 @@ Result<std::uint64_t> Store::prune(const std::vector<std::string>& peers, std::i
   }
   if (!it->status().ok()) return storage_error(it->status(), "pruning");
   if (wb.Count() == 0) return dropped;
-  auto s = db_->Write(rocksdb::WriteOptions(), &wb);
+  auto s = write(rocksdb::WriteOptions(), &wb);
   if (!s.ok()) return storage_error(s, "pruning");
   return dropped;
 }
@@ -448,7 +484,7 @@ Status Store::prune_row_counts(std::int64_t before_ts) {
   }
   if (!it->status().ok()) return storage_error(it->status(), "pruning row counts");
   if (wb.Count() == 0) return ok_status();
-  auto s = db_->Write(rocksdb::WriteOptions(), &wb);
+  auto s = write(rocksdb::WriteOptions(), &wb);
   if (!s.ok()) return storage_error(s, "pruning row counts");
   return ok_status();
 }
@@ -487,7 +523,7 @@ Status Store::put_values(const std::vector<std::pair<std::string, std::string>>&
   }
   rocksdb::WriteOptions wo;
   wo.sync = true;
-  auto s = db_->Write(wo, &wb);
+  auto s = write(wo, &wb);
   if (!s.ok()) return storage_error(s, "writing values");
   return ok_status();
 }

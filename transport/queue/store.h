@@ -9,6 +9,7 @@
 // process (RocksDB's LOCK file enforces that across processes).
 #pragma once
 
+#include <atomic>
 #include <boost/json.hpp>
 #include <cstdint>
 #include <functional>
@@ -23,7 +24,10 @@
 
 namespace rocksdb {
 class DB;
-}
+class Status;
+class WriteBatch;
+struct WriteOptions;
+}  // namespace rocksdb
 
 namespace civishare {
 
@@ -84,6 +88,17 @@ class Store {
   static Result<std::unique_ptr<Store>> open_read_only(const std::string& data_dir);
   ~Store();
 
+  // Why the first write failed (disk full, I/O error), if one did. RocksDB then refuses every
+  // later write until the store is reopened (DB::Resume() in the packaged RocksDB 7.8 aborts on
+  // an assertion after a failed WAL append), so the agent stops and a restart recovers: what a
+  // failed write carried was never acknowledged to anyone.
+  std::optional<std::string> write_failure() const;
+
+  // Refuse writes (Errc::storage, "data dir almost full ...") while the file system of the data
+  // dir has less than this free; the store stays healthy and writes work again once there is
+  // space. 0 = off (the default).
+  void set_min_free_bytes(std::uint64_t bytes) { min_free_bytes_ = bytes; }
+
   // Capture side.
   Status commit_capture(CaptureBatch batch);
   Result<std::optional<std::string>> cursor(const std::string& name);
@@ -141,8 +156,15 @@ class Store {
   std::uint64_t inbox_size() const;
 
  private:
-  explicit Store(rocksdb::DB* db);
+  Store(rocksdb::DB* db, std::string dir);
   Result<std::uint64_t> last_seq(const std::string& prefix);
+  // Every write goes through here, to notice the first failure (see write_failure()).
+  rocksdb::Status write(const rocksdb::WriteOptions& options, rocksdb::WriteBatch* batch);
+  std::string dir_;  // the store's directory
+  std::atomic<std::uint64_t> min_free_bytes_{0};
+  std::atomic<bool> write_failed_{false};
+  mutable std::mutex error_mu_;  // not mu_: write() runs with mu_ held
+  std::string write_error_;      // guarded by error_mu_
   rocksdb::DB* db_;
   mutable std::mutex mu_;
   std::uint64_t next_outbox_ = 1;
