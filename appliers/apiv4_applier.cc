@@ -8,6 +8,14 @@ namespace civishare {
 namespace json = boost::json;
 
 namespace {
+
+// APIv4 `where`: [[field, "=", value]]. Built step by step: `json::array{json::array{...}}`
+// is an array of arrays for gcc but a copy of the inner array for clang.
+json::array where_equal(const char* field, json::value value) {
+  json::array where;
+  where.emplace_back(json::array{json::string(field), json::string("="), std::move(value)});
+  return where;
+}
 std::size_t collect(char* data, std::size_t size, std::size_t n, void* out) {
   static_cast<std::string*>(out)->append(data, size * n);
   return size * n;
@@ -147,9 +155,7 @@ Result<ApplyOutcome> Apiv4Applier::apply_change(
   auto local = local_id(*def, c.entity_reference);
   if (!local) return local.error();
   const std::string idmap_key = "apiv4/idmap/" + def->table + "/" + c.entity_reference;
-  auto id_where = [](const std::string& id) {
-    return json::array{json::array{"id", "=", std::stoll(id)}};
-  };
+  auto id_where = [](const std::string& id) { return where_equal("id", std::stoll(id)); };
   auto note_echo = [&](const std::string& id) {
     json::array chain;
     for (const auto& s : c.loop_detection) chain.push_back(json::string(s));
@@ -185,11 +191,10 @@ Result<ApplyOutcome> Apiv4Applier::apply_change(
       def->find_column("external_identifier")) {
     const AttributeChange* ext = c.find_attribute("external_identifier");
     if (ext && ext->to.is_string() && !ext->to.get_string().empty()) {
-      auto found = call(
-          entity, "get",
-          json::object{{"select", json::array{"id"}},
-                       {"where", json::array{json::array{"external_identifier", "=", ext->to}}},
-                       {"limit", 2}});
+      auto found = call(entity, "get",
+                        json::object{{"select", json::array{"id"}},
+                                     {"where", where_equal("external_identifier", ext->to)},
+                                     {"limit", 2}});
       if (!found) return found.error();
       if (found->size() == 1) {
         const std::string id = json::serialize(found->at(0).at("id"));
@@ -259,7 +264,7 @@ Result<ApplyOutcome> Apiv4Applier::apply_change(
     }
     auto row = call("Contact", "get",
                     json::object{{"select", json::array{"modified_date"}},
-                                 {"where", json::array{json::array{"id", "=", contact}}}});
+                                 {"where", where_equal("id", contact)}});
     if (!row) return row.error();
     if (row->empty() || !row->at(0).at("modified_date").is_string()) return std::string();
     local_modified = std::string(row->at(0).at("modified_date").get_string());

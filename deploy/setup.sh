@@ -4,7 +4,10 @@
 #
 #   deploy/setup.sh            install + build
 #   deploy/setup.sh --demo     install + build + run the two-instance demo
-#   deploy/setup.sh --test     install + build + run the whole test suite
+#   deploy/setup.sh --test     install + build the test build + run the whole test suite
+#
+# The test build (build-test/) is not the release build (build/): clang with AddressSanitizer,
+# UBSan and fuzzing instrumentation, and the crash points compiled in (docs/RELIABILITY.md).
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -25,8 +28,11 @@ packages=(
 sudo_cmd=()
 if [ "$(id -u)" -ne 0 ]; then sudo_cmd=(sudo); fi
 
-# The test suite also drives the status page in a browser and verifies the systemd units.
-if [ "$mode" = "--test" ]; then packages+=(chromium systemd openssl); fi
+# The test suite also drives the status page in a browser, verifies the systemd units, and is
+# built with clang's sanitizers and libFuzzer.
+if [ "$mode" = "--test" ]; then
+  packages+=(chromium systemd openssl clang libclang-rt-14-dev llvm-14)
+fi
 
 missing=()
 for p in "${packages[@]}"; do
@@ -40,17 +46,24 @@ if [ "${#missing[@]}" -gt 0 ]; then
     "${missing[@]}"
 fi
 
-# The named crash points (schemas/crash_point.h) are compiled in for the test suite only.
-crash_points=OFF
-if [ "$mode" = "--test" ]; then crash_points=ON; fi
+if [ "$mode" = "--test" ]; then
+  build="${CIVISHARE_TEST_BUILD_DIR:-$root/build-test}"
+  echo "==> building the test build (clang, ASan + UBSan, fuzzers, crash points) in $build"
+  CC=clang CXX=clang++ cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DCIVISHARE_FUZZ=ON -DCIVISHARE_CRASH_POINTS=ON -DCIVISHARE_BENCH=OFF >/dev/null
+  cmake --build "$build" -j "$(nproc)"
+  export ASAN_SYMBOLIZER_PATH=/usr/lib/llvm-14/bin/llvm-symbolizer
+  export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:halt_on_error=1}"
+  export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
+  cd "$build" && exec ctest --output-on-failure --timeout 900
+fi
 
 echo "==> building in $build"
 cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-  -DCIVISHARE_CRASH_POINTS="$crash_points" >/dev/null
+  -DCIVISHARE_CRASH_POINTS=OFF >/dev/null
 cmake --build "$build" -j "$(nproc)"
 
 case "$mode" in
   --demo) exec "$root/deploy/demo.sh" "$build/agent/civishare" ;;
-  --test) cd "$build" && exec ctest --output-on-failure --timeout 900 ;;
 esac
 echo "==> built $build/agent/civishare"
