@@ -76,16 +76,16 @@ void TcpProxy::accept_loop() {
 }
 
 void TcpProxy::pump(int client) {
-  int server = mode_ == Mode::blackhole ? -1 : connect_to(target_port_);
+  int server = connect_to(target_port_);
   if (server >= 0) {
     std::lock_guard lock(mu_);
     open_.insert(server);
   }
   char buf[16384];
-  bool open = mode_ == Mode::blackhole || server >= 0;
+  bool open = server >= 0;
   while (open && !stop_) {
     pollfd p[2] = {{client, POLLIN, 0}, {server, POLLIN, 0}};
-    if (::poll(p, server >= 0 ? 2 : 1, 100) <= 0) continue;
+    if (::poll(p, 2, 100) <= 0) continue;
     for (int i = 0; i < 2 && open; ++i) {
       if (!(p[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
       const int from = i == 0 ? client : server;
@@ -95,7 +95,6 @@ void TcpProxy::pump(int client) {
         open = false;
         break;
       }
-      if (to < 0 || mode_ == Mode::blackhole) continue;  // swallowed
       if (int d = delay_ms_; d > 0) std::this_thread::sleep_for(std::chrono::milliseconds(d));
       for (ssize_t off = 0; off < n;) {
         ssize_t w = ::write(to, buf + off, static_cast<std::size_t>(n - off));

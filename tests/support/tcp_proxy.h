@@ -1,7 +1,7 @@
 // A TCP proxy on loopback for fault tests: forwards a local port to a target port and can cut
-// the network between the two sides. Modes: pass (forward, optionally with a delay per chunk),
-// refuse (accept and close at once: "connection reset"), blackhole (accept and swallow bytes,
-// never answer: a timeout for the client). cut() drops every open connection. Thread-safe.
+// the network between the two sides. Modes: pass (forward, optionally with a delay per chunk)
+// and refuse (accept and reset at once: connections are dropped). cut() drops every open
+// connection. Thread-safe.
 #pragma once
 
 #include <atomic>
@@ -16,7 +16,7 @@ namespace civishare::testing {
 
 class TcpProxy {
  public:
-  enum class Mode { pass, refuse, blackhole };
+  enum class Mode { pass, refuse };
 
   explicit TcpProxy(std::uint16_t target_port);
   ~TcpProxy();
