@@ -49,6 +49,8 @@ class Connection {
 
   Status exec(std::string_view sql);
   Result<Rows> query(std::string_view sql);
+  // The Connector/C handle, for APIs this class does not wrap (the binlog dump).
+  MYSQL* native() { return handle_; }
   // Streams a result row by row (mysql_use_result): memory stays flat whatever the row count.
   // `columns` is filled before the first call. A callback error stops the stream and is returned.
   // No other query may run on this connection until stream() returns.

@@ -1,0 +1,48 @@
+// Streams binlog events from a MariaDB server as a replica would (Connector/C's mariadb_rpl),
+// starting after a GTID position; the events come out as (type, body) for binlog_rows.h.
+// Follows BINLOG_FACTS.md: GTID start through session variables (the library's GTID options are
+// unimplemented), the server's checksum announced, ROTATE and heartbeat handled here.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "capture/binlog_rows.h"
+#include "schemas/db/mariadb.h"
+#include "schemas/result.h"
+
+namespace civishare::binlog {
+
+struct StreamOptions {
+  db::ConnectionOptions connection;  // a user with REPLICATION SLAVE (and REPLICATION CLIENT)
+  unsigned server_id = 0;            // unique among the server's replicas; 0 is not allowed
+  std::string gtid_position;         // e.g. "0-1-100,1-1-7"; empty = from the oldest binlog
+  bool blocking = false;             // false: next() returns nullopt at the end of the binlog
+};
+
+class Stream {
+ public:
+  static Result<std::unique_ptr<Stream>> open(const StreamOptions& options);
+  ~Stream();
+  Stream(const Stream&) = delete;
+  Stream& operator=(const Stream&) = delete;
+
+  // The next event with a body (heartbeats and the server's fake rotate are skipped); nullopt at
+  // the end of a non-blocking stream. Errors name the server's message (1236: position purged).
+  Result<std::optional<FileEvent>> next();
+  // The last GTID seen per replication domain, as "domain-server-sequence,...".
+  std::string gtid_position() const;
+
+ private:
+  Stream() = default;
+  db::Connection* conn_ = nullptr;
+  std::unique_ptr<db::Connection> owned_;
+  struct Rpl;
+  std::unique_ptr<Rpl> rpl_;
+  std::map<std::uint32_t, std::string> gtids_;  // domain -> "domain-server-seq"
+};
+
+}  // namespace civishare::binlog
