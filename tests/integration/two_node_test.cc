@@ -133,6 +133,7 @@ TEST_F(TwoNodes, WrongSecretKeepsChangesQueuedUntilFixed) {
 
 TEST_F(TwoNodes, RunOnceCatchesUpAndExits) {
   b_->start();
+  ASSERT_TRUE(wait_until([&] { return b_->log().find("receiving on") != std::string::npos; }));
   auto a = a_->db().connect();
   ASSERT_TRUE(
       a.exec("INSERT INTO civicrm_contact (contact_type, organization_name) VALUES "
@@ -203,6 +204,10 @@ TEST_F(TwoNodes, AnExistingContactWithTheSameExternalIdentifierIsMatchedNotDupli
       "INSERT INTO civicrm_contact (contact_type, first_name, last_name, external_identifier) "
       "VALUES ('Individual', 'Old', 'Member', 'MEMBER-42')"));
   const std::string b_id = std::to_string(b.last_insert_id());
+  // It was inserted after `init`, so B would share it; keep B -> A closed so that A's new contact
+  // reaches B as itself (with both directions open, whichever side applies first decides which
+  // reference the one shared contact gets: consistent, but not what this test looks at).
+  b_->configure({{Link{"civi1", secret_, {}, {"civishare.change.contact.base"}}, a_.get()}});
   a_->start();
   b_->start();
   auto a = a_->db().connect();
