@@ -17,6 +17,52 @@ std::uint64_t le(const unsigned char* p, int n) {
 }
 }  // namespace
 
+Result<std::vector<std::string>> check_server(db::Connection& conn) {
+  std::vector<std::string> problems;
+  auto v = conn.query(
+      "SELECT @@global.log_bin, @@global.binlog_format, @@global.binlog_row_image, "
+      "@@global.binlog_row_metadata");
+  if (!v) return v.error();
+  if (v->rows.empty()) return make_error(Errc::database, "cannot read the binlog settings");
+  const auto& r = v->rows[0];
+  auto is = [](const db::Cell& c, const char* want) { return c && *c == want; };
+  if (!is(r[0], "1")) {
+    problems.push_back("binary logging is off: start mariadbd with log_bin (and restart it)");
+  }
+  if (!is(r[1], "ROW")) {
+    problems.push_back("binlog_format is " + r[1].value_or("NULL") +
+                       ": set binlog_format=ROW (SET GLOBAL binlog_format='ROW' and in my.cnf)");
+  }
+  if (!is(r[2], "FULL")) {
+    problems.push_back("binlog_row_image is " + r[2].value_or("NULL") +
+                       ": set binlog_row_image=FULL (before-images of every column are needed)");
+  }
+  if (!is(r[3], "FULL")) {
+    problems.push_back("binlog_row_metadata is " + r[3].value_or("NULL") +
+                       ": set binlog_row_metadata=FULL (the column names come from it)");
+  }
+  auto grants = conn.query("SHOW GRANTS");
+  if (!grants) return grants.error();
+  bool slave = false, client = false;
+  for (const auto& g : grants->rows) {
+    const std::string line = g[0].value_or("");
+    if (line.find(" ON *.*") == std::string::npos) continue;
+    const bool all = line.find("ALL PRIVILEGES") != std::string::npos;
+    slave = slave || all || line.find("REPLICATION SLAVE") != std::string::npos;
+    client = client || all || line.find("REPLICATION CLIENT") != std::string::npos ||
+             line.find("BINLOG MONITOR") != std::string::npos;
+  }
+  if (!slave) {
+    problems.push_back("the user lacks REPLICATION SLAVE: GRANT REPLICATION SLAVE ON *.* TO it");
+  }
+  if (!client) {
+    problems.push_back(
+        "the user lacks REPLICATION CLIENT (BINLOG MONITOR): GRANT REPLICATION CLIENT ON *.* TO "
+        "it");
+  }
+  return problems;
+}
+
 struct Stream::Rpl {
   MARIADB_RPL* rpl = nullptr;
   MARIADB_RPL_EVENT* event = nullptr;

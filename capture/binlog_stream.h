@@ -9,6 +9,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "capture/binlog_rows.h"
 #include "schemas/db/mariadb.h"
@@ -22,6 +23,12 @@ struct StreamOptions {
   std::string gtid_position;         // e.g. "0-1-100,1-1-7"; empty = from the oldest binlog
   bool blocking = false;             // false: next() returns nullopt at the end of the binlog
 };
+
+// What must hold on the server before the binlog source can run, each problem with the setting
+// or grant that fixes it: log_bin on, binlog_format=ROW, binlog_row_image=FULL,
+// binlog_row_metadata=FULL, and REPLICATION SLAVE (the dump) plus REPLICATION CLIENT / BINLOG
+// MONITOR (SHOW MASTER STATUS, the retention headroom) for the connecting user. Empty = ready.
+Result<std::vector<std::string>> check_server(db::Connection& conn);
 
 class Stream {
  public:

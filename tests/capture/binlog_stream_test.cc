@@ -105,5 +105,33 @@ TEST(BinlogStream, APositionWhoseBinlogWasPurgedIsAnErrorThatSaysSo) {
   EXPECT_NE(d.error().message.find("1236"), std::string::npos) << d.error().message;
 }
 
+TEST(BinlogStream, TheServerCheckNamesEachSettingAndGrantToChange) {
+  MariaDbServer server;
+  auto root = server.connect("");
+  auto ok = check_server(root);
+  ASSERT_TRUE(ok.ok()) << ok.error().message;
+  EXPECT_TRUE(ok->empty()) << (*ok)[0];  // the test servers run ROW / FULL / FULL
+
+  ASSERT_TRUE(root.exec("SET GLOBAL binlog_format = 'MIXED'"));
+  ASSERT_TRUE(root.exec("SET GLOBAL binlog_row_image = 'MINIMAL'"));
+  ASSERT_TRUE(root.exec("SET GLOBAL binlog_row_metadata = 'MINIMAL'"));
+  ASSERT_TRUE(root.exec("CREATE USER plain@localhost IDENTIFIED BY 'pw'"));
+  db::ConnectionOptions o;
+  o.socket = server.socket();
+  o.user = "plain";
+  o.password = "pw";
+  auto plain = db::Connection::open(o);
+  ASSERT_TRUE(plain.ok()) << plain.error().message;
+  auto bad = check_server(*plain);
+  ASSERT_TRUE(bad.ok()) << bad.error().message;
+  std::string all;
+  for (const auto& p : *bad) all += p + "\n";
+  EXPECT_EQ(bad->size(), 5u) << all;
+  for (const char* fix : {"binlog_format=ROW", "binlog_row_image=FULL", "binlog_row_metadata=FULL",
+                          "GRANT REPLICATION SLAVE", "GRANT REPLICATION CLIENT"}) {
+    EXPECT_NE(all.find(fix), std::string::npos) << fix << " missing in:\n" << all;
+  }
+}
+
 }  // namespace
 }  // namespace civishare::binlog
