@@ -212,17 +212,11 @@ Result<ApplyOutcome> Apiv4Applier::apply_change(
 
   if (!*local) {
     if (def->parent) {
-      auto pit = c.context.find(def->parent->context_key);
-      const TypeDefinition* pdef = types_.find(def->parent->type);
-      if (pit == c.context.end() || !pdef) {
-        return make_error(Errc::invalid_input, "no " + def->parent->context_key + " in the change");
-      }
-      auto parent = local_id(*pdef, pit->second);
+      auto p = named_parent(c, *def, types_);
+      if (!p) return p.error();
+      auto parent = local_id(*p->type, p->reference);
       if (!parent) return parent.error();
-      if (!*parent) {
-        return make_error(Errc::not_found,
-                          def->parent->context_key + " " + pit->second + " is not known here");
-      }
+      if (!*parent) return unknown_parent(*def, p->reference);
       values[def->parent->column] = std::stoll(**parent);
     }
     auto created = call(entity, "create", json::object{{"values", values}});

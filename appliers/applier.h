@@ -6,6 +6,7 @@
 #include <cstddef>
 
 #include "schemas/result.h"
+#include "schemas/type_definition.h"
 #include "transport/queue/store.h"
 
 namespace civishare {
@@ -19,6 +20,17 @@ enum class ConflictPolicy {
   keep_local,  // the local value stays
   review,      // the local value stays and the conflict waits for a person
 };
+
+// The parent a child change names: its type and the reference in the change's context.
+// Errc::invalid_input when the change names none (a refusal).
+struct NamedParent {
+  const TypeDefinition* type = nullptr;
+  std::string reference;
+};
+Result<NamedParent> named_parent(const Change& change, const TypeDefinition& def,
+                                 const TypeRegistry& types);
+// The refusal for a parent reference with no local counterpart (yet).
+Error unknown_parent(const TypeDefinition& def, const std::string& reference);
 
 class Applier {
  public:

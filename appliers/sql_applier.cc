@@ -25,6 +25,21 @@ Result<std::size_t> Applier::apply_pending(std::size_t max) {
   return done;
 }
 
+Result<NamedParent> named_parent(const Change& c, const TypeDefinition& def,
+                                 const TypeRegistry& types) {
+  auto it = c.context.find(def.parent->context_key);
+  const TypeDefinition* pdef = types.find(def.parent->type);
+  if (it == c.context.end() || !pdef) {
+    return make_error(Errc::invalid_input, "no " + def.parent->context_key + " in the change");
+  }
+  return NamedParent{pdef, it->second};
+}
+
+Error unknown_parent(const TypeDefinition& def, const std::string& reference) {
+  return make_error(Errc::not_found,
+                    def.parent->context_key + " " + reference + " is not known here");
+}
+
 const char* to_string(ApplyOutcome o) {
   switch (o) {
     case ApplyOutcome::applied:
@@ -99,13 +114,37 @@ Result<std::size_t> SqlApplier::apply_pending(std::size_t max) {
   auto entries = store_.read_inbox(max);
   if (!entries) return entries.error();
   if (entries->empty()) return std::size_t{0};
+  auto outcomes = apply_together(*entries);
+  if (!outcomes) return outcomes.error();  // nothing of this batch happened; the inbox has it all
+  crash_point("applier.after_commit");
+  // Committed: a crash before this removal only offers the entries again, and their signatures
+  // are in civishare_applied now (already_applied).
+  std::vector<std::uint64_t> seqs;
+  for (const auto& e : *entries) seqs.push_back(e.seq);
+  if (auto s = store_.remove_inbox(seqs); !s) return s.error();
+  for (std::size_t i = 0; i < entries->size(); ++i) {
+    log_outcome((*entries)[i], (*outcomes)[i].first, (*outcomes)[i].second);
+    observe((*entries)[i], (*outcomes)[i].first);
+  }
+  return entries->size();
+}
+
+Result<ApplyOutcome> SqlApplier::apply(const InboxEntry& e) {
+  auto outcomes = apply_together(std::span<const InboxEntry>(&e, 1));
+  if (!outcomes) return outcomes.error();
+  log_outcome(e, outcomes->front().first, outcomes->front().second);
+  return outcomes->front().first;
+}
+
+Result<std::vector<std::pair<ApplyOutcome, std::string>>> SqlApplier::apply_together(
+    std::span<const InboxEntry> entries) {
   if (auto s = db_.exec("START TRANSACTION"); !s) return s.error();
   std::vector<std::pair<ApplyOutcome, std::string>> outcomes;
-  for (const auto& e : *entries) {
+  for (const auto& e : entries) {
     std::string detail;
     auto outcome = apply_one(e, &detail);
     if (!outcome) {
-      (void)db_.exec("ROLLBACK");  // nothing of this batch happened; the inbox still has it all
+      (void)db_.exec("ROLLBACK");
       idmap_cache_.clear();
       return outcome.error();
     }
@@ -116,35 +155,7 @@ Result<std::size_t> SqlApplier::apply_pending(std::size_t max) {
     idmap_cache_.clear();
     return s.error();
   }
-  crash_point("applier.after_commit");
-  // Committed: a crash before this removal only offers the entries again, and their signatures
-  // are in civishare_applied now (already_applied).
-  std::vector<std::uint64_t> seqs;
-  for (const auto& e : *entries) seqs.push_back(e.seq);
-  if (auto s = store_.remove_inbox(seqs); !s) return s.error();
-  for (std::size_t i = 0; i < entries->size(); ++i) {
-    log_outcome((*entries)[i], outcomes[i].first, outcomes[i].second);
-    observe((*entries)[i], outcomes[i].first);
-  }
-  return entries->size();
-}
-
-Result<ApplyOutcome> SqlApplier::apply(const InboxEntry& e) {
-  if (auto s = db_.exec("START TRANSACTION"); !s) return s.error();
-  std::string detail;
-  auto outcome = apply_one(e, &detail);
-  if (!outcome) {
-    (void)db_.exec("ROLLBACK");
-    idmap_cache_.clear();
-    return outcome.error();
-  }
-  (void)db_.exec("SET @uniqueID = NULL");
-  if (auto commit = db_.exec("COMMIT"); !commit) {
-    idmap_cache_.clear();
-    return commit.error();
-  }
-  log_outcome(e, *outcome, detail);
-  return *outcome;
+  return outcomes;
 }
 
 void SqlApplier::log_outcome(const InboxEntry& e, ApplyOutcome outcome, const std::string& detail) {
@@ -362,17 +373,11 @@ Result<ApplyOutcome> SqlApplier::apply_in_transaction(const InboxEntry& e, std::
   if (!*local) {
     // Unknown here: create it (an update for an entity we never saw creates it too).
     if (def->parent) {
-      auto pit = c.context.find(def->parent->context_key);
-      const TypeDefinition* pdef = types_.find(def->parent->type);
-      if (pit == c.context.end() || !pdef) {
-        return make_error(Errc::invalid_input, "no " + def->parent->context_key + " in the change");
-      }
-      auto parent = local_id(pdef->table, pit->second);
+      auto p = named_parent(c, *def, types_);
+      if (!p) return p.error();
+      auto parent = local_id(p->type->table, p->reference);
       if (!parent) return parent.error();
-      if (!*parent) {
-        return make_error(Errc::not_found,
-                          def->parent->context_key + " " + pit->second + " is not known here");
-      }
+      if (!*parent) return unknown_parent(*def, p->reference);
       values.emplace_back(def->parent->column, db_.quote(**parent));
     }
     std::string cols, vals;

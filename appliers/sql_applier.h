@@ -8,8 +8,11 @@
 #include <cstddef>
 #include <functional>
 #include <map>
+#include <span>
 #include <string>
 #include <unordered_map>
+#include <utility>
+#include <vector>
 
 #include "appliers/applier.h"
 #include "schemas/db/mariadb.h"
@@ -50,6 +53,10 @@ class SqlApplier : public Applier {
   }
 
  private:
+  // Applies `entries` in one transaction: every outcome (with its detail for the log) after the
+  // COMMIT, or the error that rolled all of them back.
+  Result<std::vector<std::pair<ApplyOutcome, std::string>>> apply_together(
+      std::span<const InboxEntry> entries);
   // One change inside an open transaction, under a savepoint; `detail` for the log.
   Result<ApplyOutcome> apply_one(const InboxEntry& entry, std::string* detail);
   void log_outcome(const InboxEntry& entry, ApplyOutcome outcome, const std::string& detail);

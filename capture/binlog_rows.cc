@@ -111,16 +111,19 @@ std::string two(int v) {
   return b;
 }
 
-// Fractional seconds of DATETIME2/TIMESTAMP2: (fsp+1)/2 bytes big-endian.
+// ".ddd" for fractional seconds stored as 2, 4 or 6 decimal digits in (fsp+1)/2 bytes.
+std::string fraction_text(std::int64_t frac, int fsp) {
+  if (fsp <= 0) return "";
+  char b[16];
+  std::snprintf(b, sizeof b, "%0*lld", (fsp + 1) / 2 * 2, static_cast<long long>(frac));
+  return "." + std::string(b).substr(0, static_cast<std::size_t>(fsp));
+}
+
+// Fractional seconds of DATETIME2/TIMESTAMP2: (fsp+1)/2 bytes big-endian after the seconds.
 std::string fraction(Reader& r, int fsp) {
   if (fsp <= 0) return "";
-  const std::size_t bytes = static_cast<std::size_t>((fsp + 1) / 2);
-  std::int64_t frac = static_cast<std::int64_t>(r.be(bytes));
-  // Stored as 2, 4 or 6 decimal digits in 1, 2 or 3 bytes.
-  const int stored_digits = static_cast<int>(bytes) * 2;
-  char b[16];
-  std::snprintf(b, sizeof b, "%0*lld", stored_digits, static_cast<long long>(frac));
-  return "." + std::string(b).substr(0, static_cast<std::size_t>(fsp));
+  return fraction_text(static_cast<std::int64_t>(r.be(static_cast<std::size_t>((fsp + 1) / 2))),
+                       fsp);
 }
 
 std::string decimal_text(Reader& r, int precision, int scale, bool* ok) {
@@ -297,13 +300,7 @@ Result<std::string> value(Reader& r, const Column& col) {
       std::string out = (negative ? "-" : "") + two(static_cast<int>((hms >> 12) % 1024)) + ":" +
                         two(static_cast<int>((hms >> 6) % 64)) + ":" +
                         two(static_cast<int>(hms % 64));
-      if (fsp > 0) {
-        char b[16];
-        std::snprintf(b, sizeof b, "%0*lld", static_cast<int>(fbytes) * 2,
-                      static_cast<long long>(frac));
-        out += "." + std::string(b).substr(0, static_cast<std::size_t>(fsp));
-      }
-      return out;
+      return out + fraction_text(frac, fsp);
     }
     case kVarchar:
     case kVarString:

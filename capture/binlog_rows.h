@@ -22,10 +22,7 @@ namespace civishare::binlog {
 
 // Event types this decoder knows (MariaDB numbering).
 enum EventType : std::uint8_t {
-  kQuery = 2,
-  kRotate = 4,
   kFormatDescription = 15,
-  kXid = 16,
   kTableMap = 19,
   kWriteRowsV1 = 23,
   kUpdateRowsV1 = 24,

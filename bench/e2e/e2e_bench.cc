@@ -81,8 +81,9 @@ struct Options {
 
 Options parse(int argc, char** argv) {
   Options o;
-  for (int i = 1; i + 1 < argc; i += 2) {
+  for (int i = 1; i < argc; i += 2) {
     const std::string k = argv[i];
+    if (i + 1 >= argc) throw std::runtime_error(k + " needs a value");
     const std::string v = argv[i + 1];
     if (k == "--contacts")
       o.contacts = std::stol(v);
