@@ -7,7 +7,7 @@
 #include <thread>
 #include <unordered_map>
 
-#include "capture/row_mapper.h"
+#include "capture/change_mapper.h"
 #include "schemas/crash_point.h"
 #include "schemas/crypto.h"
 #include "schemas/db/civishare_tables.h"
@@ -21,52 +21,8 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 using Columns = ColumnIndex;
-
-// One log row (or, for snapshots, one base-table row) with what capture needs to know about it.
-struct LogRow {
-  const TypeDefinition* type = nullptr;
-  std::size_t type_index = 0;
-  std::int64_t ts = 0;
-  std::string action;  // Insert, Update, Delete, Initialization
-  const Columns* columns = nullptr;
-  const db::Row* row = nullptr;
-  mutable std::string digest;  // sha512 of the whole row, computed once
-
-  db::Cell get(std::string_view column) const { return cell(*columns, *row, column); }
-  const std::string& raw_hash() const {
-    if (digest.empty()) {
-      std::string text = type->table;
-      for (const auto& cell : *row) {
-        text += '\x1f';
-        if (cell)
-          text += *cell;
-        else
-          text += '\x1e';
-      }
-      digest = sha512(text);
-    }
-    return digest;
-  }
-  // Content hash of the whole row, every column: identical rows hash alike.
-  std::string hash() const {
-    static const char* digits = "0123456789abcdef";
-    std::string out;
-    for (unsigned char c : raw_hash().substr(0, 12)) {
-      out.push_back(digits[c >> 4]);
-      out.push_back(digits[c & 15]);
-    }
-    return out;
-  }
-  std::uint64_t hash64() const {
-    std::uint64_t h = 0;
-    std::memcpy(&h, raw_hash().data(), sizeof h);
-    return h ^ (static_cast<std::uint64_t>(ts) * 0x9E3779B97F4A7C15ULL);
-  }
-};
-
-std::string image_key(const std::string& table, const std::string& id) {
-  return table + "/" + id;
-}
+using LogRow = SourceRow;
+using Images = ChangeMapper::Images;
 
 }  // namespace
 
@@ -77,8 +33,8 @@ struct LogTableSource::Impl {
   LogTableOptions o;
   db::Connection db;      // reads the log tables, inside the snapshot
   db::Connection lookup;  // id/name translations, references, civishare_applied (while streaming)
-  db::Translator translator;
   Store& store;
+  ChangeMapper mapper;
   std::unique_ptr<WatermarkSampler> sampler;
   Clock::time_point next_reread = Clock::now();
 
@@ -86,11 +42,16 @@ struct LogTableSource::Impl {
       : o(std::move(options)),
         db(std::move(reader)),
         lookup(std::move(looker)),
-        translator(lookup),
-        store(s) {}
+        store(s),
+        mapper(mapper_options(), lookup, s) {}
 
-  const TypeRegistry& registry() const {
-    return o.registry ? *o.registry : TypeRegistry::builtin();
+  MapperOptions mapper_options() {
+    MapperOptions m;
+    m.node = o.node;
+    m.registry = o.registry;
+    m.api_contact_id = o.api_contact_id;
+    m.echo = [this](const SourceRow& row) { return echo_of(row); };
+    return m;
   }
 
   std::string log_table(const TypeDefinition& def) const {
@@ -116,14 +77,13 @@ struct LogTableSource::Impl {
            std::to_string(to) + ")";
   }
 
-  static Result<LogRow> make_row(const TypeDefinition* type, std::size_t t, const Columns& cols,
+  static Result<LogRow> make_row(const TypeDefinition* type, const Columns& cols,
                                  const db::Row& r) {
     auto header = read_header(cols, r);
     if (!header)
       return make_error(header.error().code, type->log_table() + ": " + header.error().message);
     LogRow lr;
     lr.type = type;
-    lr.type_index = t;
     lr.ts = header->ts;
     lr.action = std::move(header->action);
     lr.columns = &cols;
@@ -140,7 +100,7 @@ struct LogTableSource::Impl {
     for (const auto& t : tables) columns.emplace_back(t.columns);
     for (std::size_t t = 0; t < tables.size(); ++t) {
       for (const auto& r : tables[t].rows) {
-        auto lr = make_row(o.types[t], t, columns[t], r);
+        auto lr = make_row(o.types[t], columns[t], r);
         if (!lr) return lr.error();
         rows.push_back(std::move(*lr));
       }
@@ -148,183 +108,32 @@ struct LogTableSource::Impl {
     return rows;  // table by table, parents' table first: the order scan() streams them in
   }
 
-  // The images capture works against: the store (or, for replay, the log table) plus what this
-  // batch has changed so far.
-  struct Images {
-    std::map<std::string, std::optional<EntityImage>> pending;
-    std::function<Result<std::optional<EntityImage>>(const TypeDefinition&, const std::string&)>
-        load;
-  };
-
-  Result<std::optional<EntityImage>> image(Images& images, const TypeDefinition& def,
-                                           const std::string& id) {
-    const std::string key = image_key(def.table, id);
-    auto it = images.pending.find(key);
-    if (it != images.pending.end()) return it->second;
-    return images.load(def, id);
-  }
-
-  // Tables whose civishare_idmap had no entry when the current scan began: their local rows need
-  // no look-up (a query per new entity is most of a big import's cost otherwise). Rows our
-  // appliers wrote during the scan always look up (`echo`).
-  std::map<std::string, bool> unmapped_tables;
-
-  Result<std::string> reference(Images& images, const TypeDefinition& def, const std::string& id,
-                                bool echo) {
-    auto img = image(images, def, id);
-    if (!img) return img.error();
-    if (*img) return (*img)->entity_reference;
-    if (o.api_contact_id > 0) {  // the APIv4 applier keeps its idmap in the store
-      auto mapped = store.value(Store::apiv4_reference_key(def.table, id));
-      if (!mapped) return mapped.error();
-      if (!mapped->empty()) return *mapped;
-    }
-    if (!echo && unmapped_tables[def.table]) return o.node + "-" + id;
-    return db::global_reference(lookup, o.node, def.table, id);
-  }
-
-  Status refresh_unmapped_tables() {
-    for (const auto* t : o.types) {
-      for (const TypeDefinition* d : {t, t->parent ? registry().find(t->parent->type) : nullptr}) {
-        if (!d) continue;
-        auto any =
-            lookup.scalar("SELECT EXISTS (SELECT 1 FROM civishare_idmap WHERE entity_table = " +
-                          lookup.quote(d->table) + ")");
-        if (!any) return any.error();
-        unmapped_tables[d->table] = any->value_or("0") == "0";
-      }
-    }
-    return ok_status();
-  }
-
-  // Whether our own appliers wrote this row (SQL marker in log_conn_id, or the API contact).
-  bool written_by_us(const LogRow& lr) const {
-    auto conn = lr.get("log_conn_id");
-    if (conn && db::apply_id_from_marker(*conn)) return true;
-    auto user = lr.get("log_user_id");
-    return o.api_contact_id > 0 && user && *user == std::to_string(o.api_contact_id);
-  }
-
-  // New contacts carry their primary email (context.primary_email) so a peer can match them:
-  // one query per batch, not per contact.
-  Status add_primary_emails(std::vector<OutboxEntry>& records) {
-    std::map<std::string, std::vector<Change*>> by_id;
-    const std::string own = o.node + "-";
-    for (auto& r : records) {
-      Change& c = r.change;
-      if (c.operation != Operation::create || c.entity != "Contact" ||
-          c.entity_reference.compare(0, own.size(), own) != 0) {
-        continue;
-      }
-      by_id[c.entity_reference.substr(own.size())].push_back(&c);
-    }
-    if (by_id.empty()) return ok_status();
-    std::string ids;
-    for (const auto& [id, changes] : by_id) ids += (ids.empty() ? "" : ",") + lookup.quote(id);
-    auto emails = lookup.query(
-        "SELECT contact_id, email FROM civicrm_email WHERE is_primary = 1 AND "
-        "contact_id IN (" +
-        ids + ")");
-    if (!emails) return emails.error();
-    for (const auto& row : emails->rows) {
-      if (!row[0] || !row[1]) continue;
-      for (Change* c : by_id[*row[0]]) c->context["primary_email"] = *row[1];
-    }
-    return ok_status();
-  }
-
-  // The row as an image in wire form (ids translated to names).
-  Result<EntityImage> image_of(const LogRow& lr, Images& images, const std::string& id) {
+  // Our appliers' writes: the SQL applier's marker in log_conn_id (its civishare_applied row has
+  // the change), or the APIv4 applier's contact in log_user_id (it noted what it wrote).
+  Result<EchoInfo> echo_of(const LogRow& lr) {
+    EchoInfo info;
     const TypeDefinition& def = *lr.type;
-    EntityImage img;
-    const bool echo = written_by_us(lr);
-    auto ref = reference(images, def, id, echo);
-    if (!ref) return ref.error();
-    img.entity_reference = *ref;
-    if (def.parent) {
-      const TypeDefinition* parent_def = registry().find(def.parent->type);
-      auto parent_id = lr.get(def.parent->column);
-      if (parent_def && parent_id) {
-        auto pref = reference(images, *parent_def, *parent_id, echo);
-        if (!pref) return pref.error();
-        img.parent_reference = *pref;
-      }
-    }
-    std::vector<std::string> warnings;
-    auto values = wire_values(
-        def, *lr.columns, *lr.row,
-        [this](const ColumnDefinition& col, const db::Cell& c) {
-          return translator.to_wire(col, c);
-        },
-        warnings);
-    if (!values) return values.error();
-    for (const auto& w : warnings) log_warn("capture", def.table + " id " + id + ": " + w);
-    img.values = std::move(*values);
-    return img;
-  }
-
-  // Maps one row to at most one change, updating the image overlay.
-  Status map_row(const LogRow& lr, Images& images, std::vector<OutboxEntry>& out) {
-    const TypeDefinition& def = *lr.type;
-    auto id = lr.get(def.key);
-    if (!id || lr.action.empty()) {
-      log_warn("capture", def.log_table() + ": a row without id or log_action was skipped");
-      return ok_status();
-    }
-    const std::string key = image_key(def.table, *id);
-    auto previous = image(images, def, *id);
-    if (!previous) return previous.error();
-
-    Change change;
-    change.type = def.type;
-    change.entity = def.entity;
-    change.timestamp = utc_iso(lr.ts);
-    if (lr.action == "Delete") {
-      images.pending[key] = std::nullopt;
-      if (!*previous) return ok_status();  // never shared: nothing to delete elsewhere
-      change.operation = Operation::remove;
-      change.entity_reference = (*previous)->entity_reference;
-      if (def.parent && !(*previous)->parent_reference.empty()) {
-        change.context[def.parent->context_key] = (*previous)->parent_reference;
-      }
-    } else {
-      auto img = image_of(lr, images, *id);
-      if (!img) return img.error();
-      change.operation = *previous ? Operation::update : Operation::create;
-      change.entity_reference = img->entity_reference;
-      if (def.parent && !img->parent_reference.empty()) {
-        change.context[def.parent->context_key] = img->parent_reference;
-      }
-      change.attribute_changes =
-          diff_values(def, *previous ? &(*previous)->values : nullptr, img->values);
-      // A moved child (merge re-parents emails) must tell peers its new parent.
-      const bool reparented = *previous && (*previous)->parent_reference != img->parent_reference;
-      images.pending[key] = std::move(*img);
-      if (change.attribute_changes.empty() && !reparented) return ok_status();
-    }
-    change.id = o.node + "-" + lr.hash();
-
-    // Echo linking: rows our own SQL applier wrote carry its marker in log_conn_id; rows the
-    // APIv4 applier had CiviCRM write carry the API contact in log_user_id, and the applier noted
-    // what it wrote per entity.
-    OutboxEntry entry;
     if (auto user = lr.get("log_user_id");
         o.api_contact_id > 0 && user && *user == std::to_string(o.api_contact_id)) {
-      auto noted = store.value(Store::apiv4_echo_key(def.table, *id));
+      info.ours = true;
+      auto id = lr.get(def.key);
+      auto noted = store.value(Store::apiv4_echo_key(def.table, id.value_or("")));
       if (!noted) return noted.error();
       boost::system::error_code ec;
       json::value v = noted->empty() ? json::value() : json::parse(*noted, ec);
       if (!ec && v.is_object()) {
         const auto& n = v.get_object();
-        change.id = std::string(n.at("change_id").as_string());
-        change.timestamp = std::string(n.at("timestamp").as_string());
-        for (const auto& s : n.at("chain").as_array())
-          change.loop_detection.emplace_back(s.as_string());
-        entry.came_from = std::string(n.at("came_from").as_string());
+        Echo e;
+        e.change_id = std::string(n.at("change_id").as_string());
+        e.timestamp = std::string(n.at("timestamp").as_string());
+        for (const auto& sig : n.at("chain").as_array()) e.chain.emplace_back(sig.as_string());
+        e.came_from = std::string(n.at("came_from").as_string());
+        info.link = std::move(e);
       }
     }
     auto conn = lr.get("log_conn_id");
     if (auto apply_id = conn ? db::apply_id_from_marker(*conn) : std::nullopt) {
+      info.ours = true;
       auto applied = lookup.query(
           "SELECT change_id, chain, came_from, change_timestamp FROM civishare_applied "
           "WHERE apply_id = " +
@@ -332,30 +141,10 @@ struct LogTableSource::Impl {
       if (!applied) return applied.error();
       if (!applied->rows.empty()) {
         const auto& a = applied->rows[0];
-        change.id = a[0].value_or(change.id);
-        change.timestamp = a[3].value_or(change.timestamp);
-        boost::system::error_code ec;
-        json::value chain = json::parse(a[1].value_or("[]"), ec);
-        if (!ec && chain.is_array()) {
-          for (const auto& s : chain.get_array()) {
-            if (s.is_string()) change.loop_detection.emplace_back(s.get_string());
-          }
-        }
-        entry.came_from = a[2].value_or("");
+        info.link = applied_echo(a[0], a[3], a[2], a[1]);
       }
     }
-    change.loop_detection.push_back(change_signature(change, o.node));
-    entry.change = std::move(change);
-    out.push_back(std::move(entry));
-    return ok_status();
-  }
-
-  Images store_images() {
-    Images images;
-    images.load = [this](const TypeDefinition& def, const std::string& id) {
-      return store.image(image_key(def.table, id));
-    };
-    return images;
+    return info;
   }
 
   // Streams [from, to) of every captured log table, parents' table first, and takes each row
@@ -367,7 +156,7 @@ struct LogTableSource::Impl {
   Status scan(std::int64_t from, std::int64_t to, std::int64_t new_from, bool process,
               PollResult& result) {
     std::unordered_map<std::uint64_t, std::pair<std::uint32_t, std::uint32_t>> seen;
-    Images images = store_images();
+    Images images = mapper.store_images();
     CaptureBatch batch;
     std::size_t in_chunk = 0;
     // Rows at or after new_from were never counted, unless an earlier scan of this very window
@@ -377,11 +166,10 @@ struct LogTableSource::Impl {
     auto marker = store.cursor(kPartialName);
     if (!marker) return marker.error();
     const bool resuming = *marker && **marker == partial;
-    if (auto s = refresh_unmapped_tables(); !s) return s;
+    if (auto s = mapper.refresh_unmapped_tables(o.types); !s) return s;
     auto flush = [&](bool final) -> Status {
-      if (auto s = add_primary_emails(batch.records); !s) return s;
-      for (auto& [key, img] : images.pending) batch.images.emplace_back(key, std::move(img));
-      images.pending.clear();
+      if (auto s = mapper.add_primary_emails(batch.records); !s) return s;
+      images.flush_into(batch);
       batch.more_cursors.emplace_back(kPartialName, final ? std::string() : partial);
       if (final) {
         batch.cursor_name = kCursorName;
@@ -407,7 +195,7 @@ struct LogTableSource::Impl {
                              cols = Columns(names);
                              have_cols = true;
                            }
-                           auto made = make_row(type, t, cols, row);
+                           auto made = make_row(type, cols, row);
                            if (!made) return made.error();
                            LogRow& lr = *made;
                            auto& [stored, occurrences] = seen[lr.hash64()];
@@ -424,7 +212,7 @@ struct LogTableSource::Impl {
                                ++result.late_rows;
                              else
                                ++result.rows;
-                             if (auto m = map_row(lr, images, batch.records); !m) return m;
+                             if (auto m = mapper.map_row(lr, images, batch.records); !m) return m;
                            }
                            if (++in_chunk >= kChunk) return flush(false);
                            return ok_status();
@@ -568,7 +356,7 @@ Result<std::vector<Change>> LogTableSource::replay(std::int64_t from, std::int64
   // Images as the log table had them at `from`: each entity's last log row before it.
   std::vector<db::Rows> before_rows;
   before_rows.reserve(4096);
-  Impl::Images images;
+  Images images;
   images.load = [&](const TypeDefinition& def,
                     const std::string& id) -> Result<std::optional<EntityImage>> {
     auto rows = db.query("SELECT *, UNIX_TIMESTAMP(log_date) AS civishare_ts FROM " +
@@ -580,15 +368,15 @@ Result<std::vector<Change>> LogTableSource::replay(std::int64_t from, std::int64
     before_rows.push_back(std::move(*rows));
     const db::Rows& r = before_rows.back();
     Columns cols(r.columns);
-    auto made = Impl::make_row(&def, 0, cols, r.rows.back());
+    auto made = Impl::make_row(&def, cols, r.rows.back());
     if (!made) return made.error();
     LogRow& last = *made;
     if (last.action == "Delete") return std::optional<EntityImage>{};
-    Impl::Images none;
+    Images none;
     none.load = [](const TypeDefinition&, const std::string&) {
       return Result<std::optional<EntityImage>>(std::optional<EntityImage>{});
     };
-    auto img = impl_->image_of(last, none, id);
+    auto img = impl_->mapper.image_of(last, none, id, false);
     if (!img) return img.error();
     return std::optional<EntityImage>{std::move(*img)};
   };
@@ -600,13 +388,13 @@ Result<std::vector<Change>> LogTableSource::replay(std::int64_t from, std::int64
     return ordered.error();
   }
   for (const auto& r : *ordered) {
-    if (auto s = impl_->map_row(r, images, records); !s) {
+    if (auto s = impl_->mapper.map_row(r, images, records); !s) {
       (void)db.exec("COMMIT");
       return s.error();
     }
   }
   (void)db.exec("COMMIT");
-  if (auto s = impl_->add_primary_emails(records); !s) return s.error();
+  if (auto s = impl_->mapper.add_primary_emails(records); !s) return s.error();
   std::vector<Change> changes;
   for (const auto& r : records) changes.push_back(r.change);
   if (!dry_run && !records.empty()) {
@@ -619,39 +407,7 @@ Result<std::vector<Change>> LogTableSource::replay(std::int64_t from, std::int64
 
 Result<std::size_t> LogTableSource::snapshot(const std::vector<const TypeDefinition*>& types,
                                              const std::string& only_to) {
-  auto& db = impl_->db;
-  if (auto s = db.exec("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY"); !s)
-    return s.error();
-  std::vector<db::Rows> tables;
-  for (const auto* def : types) {
-    auto rows = db.query("SELECT * FROM " + db::Connection::quote_identifier(def->table));
-    if (!rows) {
-      (void)db.exec("COMMIT");
-      return rows.error();
-    }
-    tables.push_back(std::move(*rows));
-  }
-  (void)db.exec("COMMIT");
-  const std::int64_t now = unix_now();
-  auto images = impl_->store_images();
-  CaptureBatch batch;
-  for (std::size_t t = 0; t < tables.size(); ++t) {
-    Columns cols(tables[t].columns);
-    for (const auto& r : tables[t].rows) {
-      auto made = Impl::make_row(types[t], t, cols, r);
-      if (!made) return made.error();
-      LogRow& lr = *made;
-      lr.ts = now;
-      lr.action = "Initialization";
-      if (auto s = impl_->map_row(lr, images, batch.records); !s) return s.error();
-    }
-  }
-  for (auto& [key, img] : images.pending) batch.images.emplace_back(key, std::move(img));
-  for (auto& r : batch.records) r.only_to = only_to;
-  if (auto s = impl_->add_primary_emails(batch.records); !s) return s.error();
-  const std::size_t n = batch.records.size();
-  if (auto s = impl_->store.commit_capture(std::move(batch)); !s) return s.error();
-  return n;
+  return impl_->mapper.snapshot(impl_->db, types, only_to);
 }
 
 }  // namespace civishare

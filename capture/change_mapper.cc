@@ -1,0 +1,273 @@
+#include "capture/change_mapper.h"
+
+#include <cstring>
+
+#include "schemas/crypto.h"
+#include "schemas/db/civishare_tables.h"
+#include "schemas/log.h"
+
+namespace civishare {
+
+const std::string& SourceRow::raw_hash() const {
+  if (digest_.empty()) {
+    std::string text = type->table;
+    for (const auto& c : *row) {
+      text += '\x1f';
+      if (c)
+        text += *c;
+      else
+        text += '\x1e';
+    }
+    if (!salt.empty()) text += '\x1d' + salt;
+    digest_ = sha512(text);
+  }
+  return digest_;
+}
+
+std::string SourceRow::hash() const {
+  static const char* digits = "0123456789abcdef";
+  std::string out;
+  for (unsigned char c : raw_hash().substr(0, 12)) {
+    out.push_back(digits[c >> 4]);
+    out.push_back(digits[c & 15]);
+  }
+  return out;
+}
+
+std::uint64_t SourceRow::hash64() const {
+  std::uint64_t h = 0;
+  std::memcpy(&h, raw_hash().data(), sizeof h);
+  return h ^ (static_cast<std::uint64_t>(ts) * 0x9E3779B97F4A7C15ULL);
+}
+
+std::optional<Echo> applied_echo(const db::Cell& change_id, const db::Cell& timestamp,
+                                 const db::Cell& came_from, const db::Cell& chain) {
+  if (!change_id) return std::nullopt;
+  Echo e;
+  e.change_id = *change_id;
+  e.timestamp = timestamp.value_or("");
+  e.came_from = came_from.value_or("");
+  boost::system::error_code ec;
+  boost::json::value v = boost::json::parse(chain.value_or("[]"), ec);
+  if (!ec && v.is_array()) {
+    for (const auto& s : v.get_array()) {
+      if (s.is_string()) e.chain.emplace_back(s.get_string());
+    }
+  }
+  return e;
+}
+
+ChangeMapper::ChangeMapper(MapperOptions options, db::Connection& lookup, Store& store)
+    : o_(std::move(options)), lookup_(lookup), translator_(lookup), store_(store) {}
+
+const TypeRegistry& ChangeMapper::registry() const {
+  return o_.registry ? *o_.registry : TypeRegistry::builtin();
+}
+
+std::string ChangeMapper::image_key(const std::string& table, const std::string& id) {
+  return table + "/" + id;
+}
+
+void ChangeMapper::Images::flush_into(CaptureBatch& batch) {
+  for (auto& [key, img] : pending) batch.images.emplace_back(key, std::move(img));
+  pending.clear();
+}
+
+ChangeMapper::Images ChangeMapper::store_images() {
+  Images images;
+  images.load = [this](const TypeDefinition& def, const std::string& id) {
+    return store_.image(image_key(def.table, id));
+  };
+  return images;
+}
+
+namespace {
+Result<std::optional<EntityImage>> image(ChangeMapper::Images& images, const TypeDefinition& def,
+                                         const std::string& id) {
+  auto it = images.pending.find(ChangeMapper::image_key(def.table, id));
+  if (it != images.pending.end()) return it->second;
+  return images.load(def, id);
+}
+}  // namespace
+
+Result<std::string> ChangeMapper::reference(Images& images, const TypeDefinition& def,
+                                            const std::string& id, bool ours) {
+  auto img = image(images, def, id);
+  if (!img) return img.error();
+  if (*img) return (*img)->entity_reference;
+  if (o_.api_contact_id > 0) {
+    auto mapped = store_.value(Store::apiv4_reference_key(def.table, id));
+    if (!mapped) return mapped.error();
+    if (!mapped->empty()) return *mapped;
+  }
+  // Tables without any idmap entry when the scan began need no look-up (a query per new entity
+  // is most of a big import's cost otherwise); rows our appliers wrote always look up.
+  if (!ours && unmapped_tables_[def.table]) return o_.node + "-" + id;
+  return db::global_reference(lookup_, o_.node, def.table, id);
+}
+
+Status ChangeMapper::refresh_unmapped_tables(const std::vector<const TypeDefinition*>& types) {
+  for (const auto* t : types) {
+    for (const TypeDefinition* d : {t, t->parent ? registry().find(t->parent->type) : nullptr}) {
+      if (!d) continue;
+      auto any =
+          lookup_.scalar("SELECT EXISTS (SELECT 1 FROM civishare_idmap WHERE entity_table = " +
+                         lookup_.quote(d->table) + ")");
+      if (!any) return any.error();
+      unmapped_tables_[d->table] = any->value_or("0") == "0";
+    }
+  }
+  return ok_status();
+}
+
+Status ChangeMapper::add_primary_emails(std::vector<OutboxEntry>& records) {
+  std::map<std::string, std::vector<Change*>> by_id;
+  const std::string own = o_.node + "-";
+  for (auto& r : records) {
+    Change& c = r.change;
+    if (c.operation != Operation::create || c.entity != "Contact" ||
+        c.entity_reference.compare(0, own.size(), own) != 0) {
+      continue;
+    }
+    by_id[c.entity_reference.substr(own.size())].push_back(&c);
+  }
+  if (by_id.empty()) return ok_status();
+  std::string ids;
+  for (const auto& [id, changes] : by_id) ids += (ids.empty() ? "" : ",") + lookup_.quote(id);
+  auto emails = lookup_.query(
+      "SELECT contact_id, email FROM civicrm_email WHERE is_primary = 1 AND contact_id IN (" + ids +
+      ")");
+  if (!emails) return emails.error();
+  for (const auto& row : emails->rows) {
+    if (!row[0] || !row[1]) continue;
+    for (Change* c : by_id[*row[0]]) c->context["primary_email"] = *row[1];
+  }
+  return ok_status();
+}
+
+Result<EntityImage> ChangeMapper::image_of(const SourceRow& lr, Images& images,
+                                           const std::string& id, bool ours) {
+  const TypeDefinition& def = *lr.type;
+  EntityImage img;
+  auto ref = reference(images, def, id, ours);
+  if (!ref) return ref.error();
+  img.entity_reference = *ref;
+  if (def.parent) {
+    const TypeDefinition* parent_def = registry().find(def.parent->type);
+    auto parent_id = lr.get(def.parent->column);
+    if (parent_def && parent_id) {
+      auto pref = reference(images, *parent_def, *parent_id, ours);
+      if (!pref) return pref.error();
+      img.parent_reference = *pref;
+    }
+  }
+  std::vector<std::string> warnings;
+  auto values = wire_values(
+      def, *lr.columns, *lr.row,
+      [this](const ColumnDefinition& col, const db::Cell& c) {
+        return translator_.to_wire(col, c);
+      },
+      warnings);
+  if (!values) return values.error();
+  for (const auto& w : warnings) log_warn("capture", def.table + " id " + id + ": " + w);
+  img.values = std::move(*values);
+  return img;
+}
+
+Status ChangeMapper::map_row(const SourceRow& lr, Images& images, std::vector<OutboxEntry>& out) {
+  const TypeDefinition& def = *lr.type;
+  auto id = lr.get(def.key);
+  if (!id || lr.action.empty()) {
+    log_warn("capture", def.table + ": a row without id or action was skipped");
+    return ok_status();
+  }
+  const std::string key = image_key(def.table, *id);
+  auto previous = image(images, def, *id);
+  if (!previous) return previous.error();
+  if (lr.action == "Delete" && !*previous) {
+    images.pending[key] = std::nullopt;
+    return ok_status();  // never shared: nothing to delete elsewhere
+  }
+  auto echo = o_.echo ? o_.echo(lr) : Result<EchoInfo>(EchoInfo{});
+  if (!echo) return echo.error();
+
+  Change change;
+  change.type = def.type;
+  change.entity = def.entity;
+  change.timestamp = utc_iso(lr.ts);
+  if (lr.action == "Delete") {
+    images.pending[key] = std::nullopt;
+    change.operation = Operation::remove;
+    change.entity_reference = (*previous)->entity_reference;
+    if (def.parent && !(*previous)->parent_reference.empty()) {
+      change.context[def.parent->context_key] = (*previous)->parent_reference;
+    }
+  } else {
+    auto img = image_of(lr, images, *id, echo->ours);
+    if (!img) return img.error();
+    change.operation = *previous ? Operation::update : Operation::create;
+    change.entity_reference = img->entity_reference;
+    if (def.parent && !img->parent_reference.empty()) {
+      change.context[def.parent->context_key] = img->parent_reference;
+    }
+    change.attribute_changes =
+        diff_values(def, *previous ? &(*previous)->values : nullptr, img->values);
+    // A moved child (merge re-parents emails) must tell peers its new parent.
+    const bool reparented = *previous && (*previous)->parent_reference != img->parent_reference;
+    images.pending[key] = std::move(*img);
+    if (change.attribute_changes.empty() && !reparented) return ok_status();
+  }
+  change.id = o_.node + "-" + lr.hash();
+  OutboxEntry entry;
+  if (echo->link) {  // our applier's write: carry the chain of the change it applied on
+    change.id = echo->link->change_id;
+    change.timestamp = echo->link->timestamp;
+    change.loop_detection = echo->link->chain;
+    entry.came_from = echo->link->came_from;
+  }
+  change.loop_detection.push_back(change_signature(change, o_.node));
+  entry.change = std::move(change);
+  out.push_back(std::move(entry));
+  return ok_status();
+}
+
+Result<std::size_t> ChangeMapper::snapshot(db::Connection& reader,
+                                           const std::vector<const TypeDefinition*>& types,
+                                           const std::string& only_to) {
+  if (auto s = reader.exec("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY"); !s)
+    return s.error();
+  std::vector<db::Rows> tables;
+  for (const auto* def : types) {
+    auto rows = reader.query("SELECT * FROM " + db::Connection::quote_identifier(def->table));
+    if (!rows) {
+      (void)reader.exec("COMMIT");
+      return rows.error();
+    }
+    tables.push_back(std::move(*rows));
+  }
+  (void)reader.exec("COMMIT");
+  if (auto s = refresh_unmapped_tables(types); !s) return s.error();
+  const std::int64_t now = unix_now();
+  auto images = store_images();
+  CaptureBatch batch;
+  for (std::size_t t = 0; t < tables.size(); ++t) {
+    ColumnIndex cols(tables[t].columns);
+    for (const auto& r : tables[t].rows) {
+      SourceRow row;
+      row.type = types[t];
+      row.ts = now;
+      row.action = "Initialization";
+      row.columns = &cols;
+      row.row = &r;
+      if (auto s = map_row(row, images, batch.records); !s) return s.error();
+    }
+  }
+  images.flush_into(batch);
+  for (auto& r : batch.records) r.only_to = only_to;
+  if (auto s = add_primary_emails(batch.records); !s) return s.error();
+  const std::size_t n = batch.records.size();
+  if (auto s = store_.commit_capture(std::move(batch)); !s) return s.error();
+  return n;
+}
+
+}  // namespace civishare

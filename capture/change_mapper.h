@@ -1,0 +1,123 @@
+// What both capture sources share: one row of a captured table (a log row, a binlog row image or,
+// for snapshots, a base-table row) becomes at most one change record, against the last image
+// emitted per entity. References, id-to-name translations, the primary email of new contacts and
+// the signature chain are the same whichever source read the row, so the two sources emit the
+// same records for the same writes (tests/capture/capture_suite_test.cc).
+//
+// How a source recognises the writes of our own appliers differs (the log tables carry a marker
+// in log_conn_id, the binlog has the civishare_applied row in the same transaction): the source
+// passes that in as an Echo.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "capture/row_mapper.h"
+#include "schemas/db/mariadb.h"
+#include "schemas/db/translator.h"
+#include "schemas/result.h"
+#include "schemas/type_definition.h"
+#include "transport/queue/store.h"
+
+namespace civishare {
+
+// One row as capture sees it. `columns` and `row` must outlive the SourceRow.
+struct SourceRow {
+  const TypeDefinition* type = nullptr;
+  std::int64_t ts = 0;  // unix seconds: log_date, or the binlog event's time
+  std::string action;   // Insert, Update, Delete, Initialization
+  const ColumnIndex* columns = nullptr;
+  const db::Row* row = nullptr;
+  std::string salt;  // mixed into the change id (the binlog's GTID and row number)
+
+  db::Cell get(std::string_view column) const { return cell(*columns, *row, column); }
+  // sha512 of the table, every cell and the salt: identical rows hash alike.
+  const std::string& raw_hash() const;
+  std::string hash() const;  // 24 hex digits of raw_hash()
+  std::uint64_t hash64() const;
+
+ private:
+  mutable std::string digest_;
+};
+
+// What our own applier wrote: the change it applied, whose chain this row carries on.
+struct Echo {
+  std::string change_id;
+  std::string timestamp;
+  std::string came_from;
+  std::vector<std::string> chain;
+};
+// ours: the row was written by one of our appliers (its references are looked up in the idmap);
+// link: the change it came from, when known.
+struct EchoInfo {
+  bool ours = false;
+  std::optional<Echo> link;
+};
+
+// The Echo in a civishare_applied row (columns change_id, change_timestamp, came_from, chain);
+// nullopt without a change id.
+std::optional<Echo> applied_echo(const db::Cell& change_id, const db::Cell& timestamp,
+                                 const db::Cell& came_from, const db::Cell& chain);
+
+struct MapperOptions {
+  std::string node;
+  const TypeRegistry* registry = nullptr;  // nullptr = built-in types
+  std::int64_t api_contact_id = 0;         // the APIv4 applier keeps its idmap in the store
+  // How the source recognises our appliers' writes; called only for a row that becomes a change
+  // (`link` needed) or needs references (`ours` needed).
+  std::function<Result<EchoInfo>(const SourceRow&)> echo;
+};
+
+class ChangeMapper {
+ public:
+  // `lookup` answers translations, references and primary emails; it must not be inside a
+  // snapshot transaction that hides the rows being captured.
+  ChangeMapper(MapperOptions options, db::Connection& lookup, Store& store);
+
+  // The images capture works against plus what the current batch has changed so far.
+  struct Images {
+    std::map<std::string, std::optional<EntityImage>> pending;
+    std::function<Result<std::optional<EntityImage>>(const TypeDefinition&, const std::string&)>
+        load;
+    // Moves the pending images into `batch`.
+    void flush_into(CaptureBatch& batch);
+  };
+  Images store_images();  // load = the store's images
+  static std::string image_key(const std::string& table, const std::string& id);
+
+  // Notes which tables have no idmap entry at all (their rows need no reference look-up); call
+  // once before each scan.
+  Status refresh_unmapped_tables(const std::vector<const TypeDefinition*>& types);
+
+  // Maps one row to at most one change, appended to `out`, updating the image overlay.
+  Status map_row(const SourceRow& row, Images& images, std::vector<OutboxEntry>& out);
+  // The row as an image in wire form (ids translated to names).
+  Result<EntityImage> image_of(const SourceRow& row, Images& images, const std::string& id,
+                               bool ours);
+  // New contacts carry their primary email (context.primary_email) so a peer can match them.
+  Status add_primary_emails(std::vector<OutboxEntry>& records);
+
+  // Shares the current rows of the base tables of `types` (read through `reader`, which may be
+  // the lookup connection) as Initialization rows: create for entities never shared, update for
+  // what differs. Returns the records queued.
+  Result<std::size_t> snapshot(db::Connection& reader,
+                               const std::vector<const TypeDefinition*>& types,
+                               const std::string& only_to);
+
+  const TypeRegistry& registry() const;
+
+ private:
+  Result<std::string> reference(Images& images, const TypeDefinition& def, const std::string& id,
+                                bool ours);
+  MapperOptions o_;
+  db::Connection& lookup_;
+  db::Translator translator_;
+  Store& store_;
+  std::map<std::string, bool> unmapped_tables_;
+};
+
+}  // namespace civishare
