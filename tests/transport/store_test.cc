@@ -60,6 +60,32 @@ TEST_F(StoreTest, RecordsAndCursorCommitTogetherAndSurviveAReopen) {
   EXPECT_TRUE(*store_->any_signature_seen({"sig-t1"}));
 }
 
+TEST_F(StoreTest, HeldRecordsOfAnUnfinishedTransactionStayInvisibleAcrossAReopen) {
+  CaptureBatch before;
+  before.records = {entry("t1")};
+  ASSERT_TRUE(store_->commit_capture(std::move(before)));
+  for (int part = 0; part < 2; ++part) {  // a huge transaction, committed in two parts
+    CaptureBatch b;
+    b.records = {entry("t2"), entry("t2")};
+    b.hold = true;
+    ASSERT_TRUE(store_->commit_capture(std::move(b)));
+    EXPECT_EQ(store_->read_outbox(0, 10)->size(), 1u) << "part " << part;
+    reopen();  // a crash between the parts keeps what was held, and holds it
+    EXPECT_EQ(store_->read_outbox(0, 10)->size(), 1u) << "part " << part;
+  }
+  CaptureBatch end;
+  end.records = {entry("t3")};
+  end.cursor_name = "binlog";
+  end.cursor = "0-1-9";
+  ASSERT_TRUE(store_->commit_capture(std::move(end)));
+  auto out = store_->read_outbox(0, 10);
+  ASSERT_EQ(out->size(), 6u);  // released whole, in order
+  EXPECT_EQ((*out)[1].change.type, "t2");
+  EXPECT_EQ((*out)[5].change.type, "t3");
+  reopen();
+  EXPECT_EQ(store_->read_outbox(0, 10)->size(), 6u);
+}
+
 TEST_F(StoreTest, SequencesNeverRestartEvenAfterEverythingWasPruned) {
   CaptureBatch b;
   b.records = {entry("t1"), entry("t1")};

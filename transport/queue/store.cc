@@ -28,6 +28,7 @@ constexpr char kMessage[] = "w/";
 constexpr char kPeer[] = "p/";
 constexpr char kRow[] = "r/";
 constexpr char kCounter[] = "k/";
+constexpr char kHeldFrom[] = "outbox.held_from";  // a cursor: first held outbox seq
 
 std::string seq_key(const char* prefix, std::uint64_t seq) {
   char buf[32];
@@ -82,7 +83,7 @@ std::string encode_image(const EntityImage& img) {
 
 }  // namespace
 
-Store::Store(rocksdb::DB* db, std::string dir) : db_(db), dir_(std::move(dir)) {}
+Store::Store(rocksdb::DB* db, std::string dir) : dir_(std::move(dir)), db_(db) {}
 Store::~Store() {
   delete db_;
 }
@@ -112,6 +113,7 @@ Result<std::unique_ptr<Store>> Store::open(const std::string& data_dir) {
   if (!in) return in.error();
   store->next_outbox_ = *out + 1;
   store->next_inbox_ = *in + 1;
+  if (auto held = store->load_held(); !held) return held.error();
   return store;
 }
 
@@ -127,6 +129,7 @@ Result<std::unique_ptr<Store>> Store::open_read_only(const std::string& data_dir
   auto out = store->last_seq(kOutbox);
   if (!out) return out.error();
   store->next_outbox_ = *out + 1;
+  if (auto held = store->load_held(); !held) return held.error();
   return store;
 }
 
@@ -158,6 +161,14 @@ Status Store::commit_capture(CaptureBatch batch) {
     for (const auto& sig : r.change.loop_detection) wb.Put(kSeen + sig, now);
   }
   if (seq != next_outbox_) wb.Put(std::string("h/") + kOutbox, std::to_string(seq - 1));
+  std::uint64_t held = held_from_;
+  if (batch.hold && held == 0 && seq != next_outbox_) {
+    held = next_outbox_;
+    wb.Put(kCursor + std::string(kHeldFrom), std::to_string(held));
+  } else if (!batch.hold && held != 0) {
+    held = 0;
+    wb.Delete(kCursor + std::string(kHeldFrom));
+  }
   for (const auto& [key, img] : batch.images) {
     if (img)
       wb.Put(kImage + key, encode_image(*img));
@@ -175,6 +186,14 @@ Status Store::commit_capture(CaptureBatch batch) {
   auto s = write(wo, &wb);
   if (!s.ok()) return storage_error(s, "committing captured changes");
   next_outbox_ = seq;
+  held_from_ = held;
+  return ok_status();
+}
+
+Status Store::load_held() {
+  auto held = cursor(kHeldFrom);
+  if (!held) return held.error();
+  held_from_ = *held ? std::strtoull((*held)->c_str(), nullptr, 10) : 0;
   return ok_status();
 }
 
@@ -207,8 +226,10 @@ Result<std::optional<EntityImage>> Store::image(const std::string& key) {
 Result<std::vector<OutboxEntry>> Store::read_outbox(std::uint64_t after, std::size_t max) {
   std::vector<OutboxEntry> out;
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+  const std::uint64_t held = held_from_;
   for (it->Seek(seq_key(kOutbox, after + 1)); it->Valid() && out.size() < max; it->Next()) {
     if (!it->key().starts_with(kOutbox)) break;
+    if (held != 0 && seq_of(it->key()) >= held) break;
     auto e = decode_entry<OutboxEntry>(seq_of(it->key()), it->value());
     if (!e) return e.error();
     out.push_back(std::move(*e));

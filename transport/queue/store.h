@@ -77,6 +77,10 @@ struct CaptureBatch {
   std::string cursor_name;
   std::string cursor;
   std::vector<std::pair<std::string, std::string>> more_cursors;  // further name -> value
+  // The records belong to a source transaction that is not complete yet (a huge one, committed in
+  // parts to bound memory): peers get none of them, nor anything queued after them, until a
+  // batch without `hold` commits (read_outbox stops before the first held record).
+  bool hold = false;
   // Log rows seen, as "<16 hex log ts>/<row hash>" -> how many identical rows (absolute count).
   std::vector<std::pair<std::string, std::uint32_t>> row_counts;
 };
@@ -109,7 +113,8 @@ class Store {
   Status prune_row_counts(std::int64_t before_ts);
   static std::string row_key(std::int64_t log_ts, const std::string& hash);
 
-  // Sender side. Entries with seq > after, in order, at most `max`.
+  // Sender side. Entries with seq > after, in order, at most `max`; never a held one (see
+  // CaptureBatch::hold).
   Result<std::vector<OutboxEntry>> read_outbox(std::uint64_t after, std::size_t max);
   Result<std::uint64_t> acked(const std::string& peer);
   Status set_acked(const std::string& peer, std::uint64_t seq);
@@ -169,6 +174,8 @@ class Store {
   mutable std::mutex mu_;
   std::uint64_t next_outbox_ = 1;
   std::uint64_t next_inbox_ = 1;
+  std::atomic<std::uint64_t> held_from_{0};  // first held outbox seq; 0 = none
+  Status load_held();
 };
 
 }  // namespace civishare
