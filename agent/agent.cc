@@ -16,6 +16,8 @@
 #include "agent/status_page.h"
 #include "appliers/apiv4_applier.h"
 #include "appliers/sql_applier.h"
+#include "capture/binlog_source.h"
+#include "capture/binlog_stream.h"
 #include "capture/log_table_source.h"
 #include "schemas/db/civishare_tables.h"
 #include "schemas/log.h"
@@ -83,8 +85,23 @@ Result<db::Connection> connect(const Config& c) {
   return db::Connection::open(c.connection_options());
 }
 
-Result<std::unique_ptr<LogTableSource>> open_source(const Config& c, Store& store,
-                                                    std::vector<const TypeDefinition*> types) {
+// The configured capture source. `follow`: the binlog source waits for new events (the daemon);
+// without, it stops at the end of the binlog (run --once, replay, snapshot).
+Result<std::unique_ptr<CaptureSource>> open_source(const Config& c, Store& store,
+                                                   std::vector<const TypeDefinition*> types,
+                                                   bool follow = false) {
+  if (c.capture.source == "binlog") {
+    BinlogOptions b;
+    b.node = c.node.name;
+    b.schema = c.database.schema;
+    b.types = std::move(types);
+    b.registry = &c.types;
+    b.server_id = static_cast<unsigned>(c.capture.server_id);
+    b.follow = follow;
+    auto source = BinlogSource::open(std::move(b), c.connection_options(), store);
+    if (!source) return source.error();
+    return std::unique_ptr<CaptureSource>(std::move(*source));
+  }
   LogTableOptions o;
   o.node = c.node.name;
   o.log_schema = c.database.log_schema;
@@ -94,7 +111,27 @@ Result<std::unique_ptr<LogTableSource>> open_source(const Config& c, Store& stor
   o.reread_horizon_s = c.capture.reread_horizon_s;
   o.reread_interval_s = c.capture.reread_interval_s;
   if (c.applier.kind == "apiv4") o.api_contact_id = c.applier.contact_id;
-  return LogTableSource::open(std::move(o), c.connection_options(), store);
+  auto source = LogTableSource::open(std::move(o), c.connection_options(), store);
+  if (!source) return source.error();
+  return LogTableSource::as_capture_source(std::move(*source));
+}
+
+const char* cursor_name(const Config& c) {
+  return c.capture.source == "binlog" ? BinlogSource::kCursorName : LogTableSource::kCursorName;
+}
+
+// Seconds the capture cursor is behind now, when known.
+std::optional<std::int64_t> capture_lag(const Config& c, Store& store, std::int64_t now) {
+  if (c.capture.source == "binlog") {
+    auto at = store.cursor(BinlogSource::kCursorTimeName);
+    if (!at || !*at || (*at)->empty()) return std::nullopt;
+    return now - std::stoll(**at);
+  }
+  auto cur = store.cursor(LogTableSource::kCursorName);
+  if (!cur || !*cur) return std::nullopt;
+  auto w = LogTableSource::parse_cursor(**cur);
+  if (!w) return std::nullopt;
+  return now - *w;
 }
 
 }  // namespace
@@ -123,7 +160,7 @@ Status Agent::open(bool read_only) {
 }
 
 Result<std::string> Agent::cursor() {
-  auto c = store_->cursor(LogTableSource::kCursorName);
+  auto c = store_->cursor(cursor_name(config_));
   if (!c) return c.error();
   if (!*c) return make_error(Errc::not_found, "no cursor yet: run `civishare init` first");
   return **c;
@@ -151,6 +188,21 @@ Result<std::vector<Finding>> database_findings(const Config& c, db::Connection& 
     if (exists->value_or("0") == "0") {
       out.push_back({true, std::string(table) + " is missing", "run `civishare init`", ""});
     }
+  }
+  if (c.capture.source == "binlog") {
+    auto problems = binlog::check_server(conn);
+    if (!problems) return problems.error();
+    for (const auto& p : *problems) {
+      const auto colon = p.find(": ");
+      out.push_back(
+          {true, p.substr(0, colon), colon == std::string::npos ? "" : p.substr(colon + 2), ""});
+    }
+    if (problems->empty()) {
+      out.push_back({false,
+                     "binlog: ROW format, FULL row image and metadata, replication grants in place",
+                     "", ""});
+    }
+    return out;  // the log tables are not used
   }
   auto trx = conn.query("SELECT COUNT(*) FROM information_schema.INNODB_TRX");
   if (trx) {
@@ -238,7 +290,7 @@ Status Agent::init(bool add_indexes) {
   if (!source) return source.error();
   auto w = (*source)->ensure_cursor();
   if (!w) return w.error();
-  log_info("init", "capture starts at cursor " + LogTableSource::format_cursor(*w));
+  log_info("init", "capture starts at cursor " + *w);
   return ok_status();
 }
 
@@ -298,24 +350,12 @@ Result<bool> Agent::check() {
 }
 
 Result<std::size_t> Agent::replay(const std::string& from, const std::string& to, bool dry_run) {
-  auto from_w = LogTableSource::parse_cursor(from);
-  if (!from_w) return from_w.error();
-  std::int64_t to_w = 0;
   if (to.empty()) {
-    auto current = cursor();
-    if (!current) return current.error();
-    auto w = LogTableSource::parse_cursor(*current);
-    if (!w) return w.error();
-    to_w = *w;
-  } else {
-    auto w = LogTableSource::parse_cursor(to);
-    if (!w) return w.error();
-    to_w = *w;
+    if (auto current = cursor(); !current) return current.error();
   }
-  if (to_w < *from_w) return make_error(Errc::invalid_input, "--to is before --from");
   auto source = open_source(config_, *store_, captured_types(config_));
   if (!source) return source.error();
-  auto changes = (*source)->replay(*from_w, to_w, dry_run);
+  auto changes = (*source)->replay(from, to, dry_run);
   if (!changes) return changes.error();
   if (dry_run) {
     for (const auto& c : *changes) std::printf("%s\n", boost::json::serialize(to_json(c)).c_str());
@@ -323,7 +363,8 @@ Result<std::size_t> Agent::replay(const std::string& from, const std::string& to
   return changes->size();
 }
 
-Result<std::size_t> Agent::snapshot(const std::string& type, const std::string& peer) {
+Result<std::size_t> Agent::snapshot(const std::string& type, const std::string& peer,
+                                    bool reset_cursor) {
   std::vector<const TypeDefinition*> types;
   for (const auto* def : captured_types(config_)) {
     if (type.empty() || def->type == type) types.push_back(def);
@@ -341,6 +382,10 @@ Result<std::size_t> Agent::snapshot(const std::string& type, const std::string& 
   }
   auto source = open_source(config_, *store_, captured_types(config_));
   if (!source) return source.error();
+  if (reset_cursor) {  // first: what changes while the snapshot reads is captured after it
+    auto moved = (*source)->reset_cursor();
+    if (!moved) return moved.error();
+  }
   return (*source)->snapshot(types, peer);
 }
 
@@ -383,11 +428,19 @@ Result<boost::json::object> status_object(const Config& config, Store& store) {
   json::object out;
   out["node"] = config.node.name;
   out["capture_source"] = config.capture.source;
-  auto cur = store.cursor(LogTableSource::kCursorName);
+  auto cur = store.cursor(cursor_name(config));
   if (!cur) return cur.error();
   out["cursor"] = cur->value_or("");
-  if (*cur) {
-    if (auto w = LogTableSource::parse_cursor(**cur)) out["capture_lag_s"] = now - *w;
+  if (auto lag = capture_lag(config, store, now)) out["capture_lag_s"] = *lag;
+  if (config.capture.source == "binlog") {
+    // How long until the server's binlog expiry would purge the binlog the cursor is in.
+    auto expire = store.cursor(BinlogSource::kExpiryName);
+    auto at = store.cursor(BinlogSource::kCursorTimeName);
+    if (expire && *expire && at && *at && !(*at)->empty()) {
+      const std::int64_t expire_s = std::stoll(**expire);
+      out["binlog_expire_s"] = expire_s;
+      if (expire_s > 0) out["binlog_retention_headroom_s"] = expire_s - (now - std::stoll(**at));
+    }
   }
   out["inbox"] = store.inbox_size();
   auto loops = store.counter(Store::kLoopsDropped);
@@ -454,6 +507,7 @@ int Agent::run(bool once, std::atomic<bool>& stop) {
   Signal inbox_signal;
   std::atomic<bool> failed{false};
   std::atomic<bool> storage_failed{false};
+  std::atomic<bool> position_lost{false};
   std::atomic<bool> peer_unreachable{false};
   std::atomic<bool> finished{false};
 
@@ -546,12 +600,12 @@ int Agent::run(bool once, std::atomic<bool>& stop) {
   auto next_prune = Clock::now();
 
   std::thread capture_thread([&] {
-    std::unique_ptr<LogTableSource> source;
+    std::unique_ptr<CaptureSource> source;
     int failures = 0;
     std::uint64_t seen = 0;
     while (!stop && !capture_done) {
       if (!source) {
-        auto opened = open_source(config_, *store_, capture_types);
+        auto opened = open_source(config_, *store_, capture_types, !once);
         if (!opened) {
           log_error("capture", opened.error().message + "; retrying");
           if (once) {
@@ -568,7 +622,12 @@ int Agent::run(bool once, std::atomic<bool>& stop) {
         log_error("capture", r.error().message);
         metrics.capture_errors++;
         metrics.capture.error(unix_now(), r.error().message);
-        source.reset();  // reconnect: the connection may be gone
+        source.reset();                               // reconnect: the connection may be gone
+        if (r.error().code == Errc::position_lost) {  // retrying cannot help: an operator must act
+          position_lost = true;
+          stop = true;
+          break;
+        }
         if (once) {
           failed = true;
           break;
@@ -584,8 +643,11 @@ int Agent::run(bool once, std::atomic<bool>& stop) {
         prune();
         next_prune = Clock::now() + std::chrono::seconds(60);
       }
-      // Catch-up: done once the cursor has passed the moment the run started.
-      if (once && r->watermark > started) break;
+      // Catch-up: done once the cursor has passed the moment the run started (log tables) or
+      // the end of the binlog.
+      if (once && (r->at_head || r->watermark > started)) break;
+      // The binlog source waits for events inside poll().
+      if (config_.capture.source == "binlog" && !once) continue;
       seen = capture_signal.wait(seen, once ? 200 : poll_ms, stop);
     }
     capture_done = true;
@@ -758,15 +820,12 @@ int Agent::run(bool once, std::atomic<bool>& stop) {
       }
       if (Clock::now() >= next_sample) {
         next_sample = Clock::now() + std::chrono::seconds(10);
-        auto cur = store_->cursor(LogTableSource::kCursorName);
-        if (cur && *cur) {
-          if (auto w = LogTableSource::parse_cursor(**cur)) {
-            const std::int64_t now = unix_now();
-            std::lock_guard lock(lag_mu);
-            lag_history.emplace_back(now, now - *w);
-            while (!lag_history.empty() && lag_history.front().first < now - 3600)
-              lag_history.pop_front();
-          }
+        const std::int64_t now = unix_now();
+        if (auto lag = capture_lag(config_, *store_, now)) {
+          std::lock_guard lock(lag_mu);
+          lag_history.emplace_back(now, *lag);
+          while (!lag_history.empty() && lag_history.front().first < now - 3600)
+            lag_history.pop_front();
         }
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
@@ -782,6 +841,7 @@ int Agent::run(bool once, std::atomic<bool>& stop) {
   stopper.join();
   (*server)->stop();
   if (storage_failed) return 75;
+  if (position_lost) return 4;
   if (failed) return 1;
   if (peer_unreachable) return 3;
   return 0;
@@ -807,6 +867,15 @@ Status Agent::status(bool as_json) {
               config_.capture.source.c_str(), str(out["cursor"]).c_str());
   if (out.contains("capture_lag_s"))
     std::printf(" (%s s behind)", str(out["capture_lag_s"]).c_str());
+  if (out.contains("binlog_retention_headroom_s")) {
+    const std::int64_t h = out["binlog_retention_headroom_s"].to_number<std::int64_t>();
+    std::printf("\nbinlog retention headroom: %lld h %02lld min (binlog_expire_logs_seconds %s)%s",
+                static_cast<long long>(h / 3600), static_cast<long long>((h % 3600) / 60),
+                str(out["binlog_expire_s"]).c_str(),
+                h < 3600 ? ": the cursor's binlog is close to being purged" : "");
+  } else if (out.contains("binlog_expire_s")) {
+    std::printf("\nbinlog retention: binlogs never expire (binlog_expire_logs_seconds 0)");
+  }
   std::printf("\ninbox: %s change(s) waiting to be applied\n", str(out["inbox"]).c_str());
   for (const auto& pv : out["peers"].as_array()) {
     const auto& p = pv.as_object();

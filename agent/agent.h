@@ -36,7 +36,9 @@ class Agent {
   Result<std::size_t> replay(const std::string& from, const std::string& to, bool dry_run);
   // `civishare snapshot`: queues the current state of the base tables ("" = every captured type;
   // `peer` "" = every peer). Returns the records queued.
-  Result<std::size_t> snapshot(const std::string& type, const std::string& peer);
+  // reset_cursor (binlog): first move the cursor to the server's position (after a purge).
+  Result<std::size_t> snapshot(const std::string& type, const std::string& peer,
+                               bool reset_cursor = false);
 
  private:
   Config config_;

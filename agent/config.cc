@@ -182,13 +182,14 @@ Result<Config> parse_config(std::string_view text, const std::string& origin) {
   if (const toml::table* cap = section(root, "capture")) {
     CIVISHARE_TRY(only_keys(*cap, "capture",
                             {"source", "poll_interval_ms", "fallback_lag_s", "reread_horizon_s",
-                             "reread_interval_s", "types_dir"}));
+                             "reread_interval_s", "types_dir", "server_id"}));
     CIVISHARE_TRY(read(*cap, "capture", "source", c.capture.source));
     CIVISHARE_TRY(read(*cap, "capture", "poll_interval_ms", c.capture.poll_interval_ms));
     CIVISHARE_TRY(read(*cap, "capture", "fallback_lag_s", c.capture.fallback_lag_s));
     CIVISHARE_TRY(read(*cap, "capture", "reread_horizon_s", c.capture.reread_horizon_s));
     CIVISHARE_TRY(read(*cap, "capture", "reread_interval_s", c.capture.reread_interval_s));
     CIVISHARE_TRY(read(*cap, "capture", "types_dir", c.capture.types_dir));
+    CIVISHARE_TRY(read(*cap, "capture", "server_id", c.capture.server_id));
   }
   if (c.capture.fallback_lag_s < 1) return bad("capture.fallback_lag_s", "must be at least 1");
   if (c.capture.reread_horizon_s < 60)
@@ -211,11 +212,13 @@ Result<Config> parse_config(std::string_view text, const std::string& origin) {
     if (!registry) return bad("capture.types_dir", registry.error().message);
     c.types = std::move(*registry);
   }
-  if (c.capture.source == "binlog") {
-    return bad("capture.source",
-               "= \"binlog\" is not available in this version yet; use \"log_tables\"");
+  if (c.capture.source == "binlog" &&
+      (c.capture.server_id < 1 || c.capture.server_id > 4294967295LL)) {
+    return bad("capture.server_id",
+               "must be set for capture.source = \"binlog\": a number from 1 to 4294967295, "
+               "unique among the server's replicas (and not the server's own server_id)");
   }
-  if (c.capture.source != "log_tables")
+  if (c.capture.source != "log_tables" && c.capture.source != "binlog")
     return bad("capture.source", "must be \"log_tables\" or \"binlog\"");
   if (c.capture.poll_interval_ms < 50 || c.capture.poll_interval_ms > 3600000) {
     return bad("capture.poll_interval_ms", "must be between 50 and 3600000");
@@ -322,6 +325,12 @@ Result<Config> parse_config(std::string_view text, const std::string& origin) {
     }
   } else if (c.applier.kind != "sql") {
     return bad("applier.kind", "must be \"sql\" or \"apiv4\"");
+  }
+  if (c.applier.kind == "apiv4" && c.capture.source == "binlog") {
+    return bad("capture.source",
+               "= \"binlog\" needs applier.kind = \"sql\": the binlog shows the APIv4 "
+               "applier's writes without anything that marks them as CiviShare's own, so they "
+               "would travel back as new changes; use capture.source = \"log_tables\" with it");
   }
   auto valid_policy = [](const std::string& p) {
     return p == "newer_wins" || p == "keep_local" || p == "review";

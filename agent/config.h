@@ -40,7 +40,8 @@ struct Config {
     int fallback_lag_s = 10;      // watermark lag when the PROCESS privilege is missing
     int reread_horizon_s = 7200;  // trailing re-read for rows stamped in the past
     int reread_interval_s = 60;
-    std::string types_dir;  // extra change-type definitions (*.json) beside the built-in ones
+    std::string types_dir;       // extra change-type definitions (*.json) beside the built-in ones
+    std::int64_t server_id = 0;  // binlog: our replica id, unique among the server's replicas
   } capture;
 
   // The built-in change types plus those in capture.types_dir. Pointers into it stay valid as

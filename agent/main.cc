@@ -35,11 +35,14 @@ constexpr const char* kUsage =
     "  replay --from CURSOR [--to CURSOR] [--dry-run]\n"
     "                         re-capture history after a saved cursor (agent stopped);\n"
     "                         --dry-run prints the changes as JSON lines instead\n"
-    "  snapshot [--type T] [--peer P]\n"
-    "                         share the current state of the base tables (agent stopped)\n"
+    "  snapshot [--type T] [--peer P] [--reset-cursor]\n"
+    "                         share the current state of the base tables (agent stopped);\n"
+    "                         --reset-cursor (binlog) first moves the cursor to the server's\n"
+    "                         position: the way out after the cursor's binlog was purged\n"
     "  secret                 print a new random link secret (no --config needed)\n"
     "\n"
-    "exit codes: 0 success, 1 error, 2 usage, 3 work left (run --once)\n";
+    "exit codes: 0 success, 1 error, 2 usage, 3 work left (run --once), 4 capture position\n"
+    "lost (binlog purged past the cursor: see the message), 75 data dir cannot write\n";
 
 int usage(const std::string& problem) {
   if (!problem.empty()) std::fprintf(stderr, "civishare: %s\n\n", problem.c_str());
@@ -67,6 +70,7 @@ int main(int argc, char** argv) {
   bool add_indexes = false;
   bool as_json = false;
   bool dry_run = false;
+  bool reset_cursor = false;
   std::string from, to, type, peer;
   for (std::size_t i = 1; i < args.size(); ++i) {
     if (args[i] == "--config" && i + 1 < args.size()) {
@@ -83,6 +87,8 @@ int main(int argc, char** argv) {
       dry_run = true;
     } else if (verb == "snapshot" && args[i] == "--type" && i + 1 < args.size()) {
       type = args[++i];
+    } else if (verb == "snapshot" && args[i] == "--reset-cursor") {
+      reset_cursor = true;
     } else if (verb == "snapshot" && args[i] == "--peer" && i + 1 < args.size()) {
       peer = args[++i];
     } else if (args[i] == "--json" && verb == "status") {
@@ -149,7 +155,8 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (verb == "replay" || verb == "snapshot") {
-    auto n = verb == "replay" ? agent.replay(from, to, dry_run) : agent.snapshot(type, peer);
+    auto n = verb == "replay" ? agent.replay(from, to, dry_run)
+                              : agent.snapshot(type, peer, reset_cursor);
     if (!n) {
       log_error(verb, n.error().message);
       return 1;

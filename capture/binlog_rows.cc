@@ -1,5 +1,7 @@
 #include "capture/binlog_rows.h"
 
+#include <zlib.h>
+
 #include <charconv>
 #include <cstdio>
 #include <cstring>
@@ -516,7 +518,40 @@ Result<std::uint64_t> rows_table_id(std::string_view body) {
   return r.le(6);
 }
 
+namespace {
+// A compressed rows event (log_bin_compress) as the plain one: the 8-byte post-header, then one
+// byte 0x80 | n, the uncompressed length in n big-endian bytes, and the zlib stream of the rest.
+Result<std::string> uncompress_rows(std::string_view body) {
+  if (body.size() < 10) return malformed("compressed rows event too short");
+  const auto head = static_cast<unsigned char>(body[8]);
+  const std::size_t n = head & 7;
+  if ((head & 0x80) == 0 || n == 0 || n > 4 || body.size() < 9 + n) {
+    return malformed("compressed rows event has a bad length header");
+  }
+  std::size_t len = 0;
+  for (std::size_t i = 0; i < n; ++i) len = (len << 8) | static_cast<unsigned char>(body[9 + i]);
+  if (len > (std::size_t{1} << 30)) return malformed("compressed rows event claims over 1 GiB");
+  std::string out(body.substr(0, 8));
+  out.resize(8 + len);
+  uLongf got = static_cast<uLongf>(len);
+  const std::string_view packed = body.substr(9 + n);
+  if (uncompress(reinterpret_cast<Bytef*>(out.data() + 8), &got,
+                 reinterpret_cast<const Bytef*>(packed.data()),
+                 static_cast<uLong>(packed.size())) != Z_OK ||
+      got != len) {
+    return malformed("compressed rows event does not uncompress to its stated length");
+  }
+  return out;
+}
+}  // namespace
+
 Result<RowsEvent> parse_rows(std::uint8_t event_type, std::string_view body, const TableMap& map) {
+  if (event_type >= kWriteRowsCompressedV1 && event_type <= kDeleteRowsCompressedV1) {
+    auto plain = uncompress_rows(body);
+    if (!plain) return plain.error();
+    return parse_rows(static_cast<std::uint8_t>(event_type - kWriteRowsCompressedV1 + kWriteRowsV1),
+                      *plain, map);
+  }
   if (event_type != kWriteRowsV1 && event_type != kUpdateRowsV1 && event_type != kDeleteRowsV1) {
     return malformed("event type " + std::to_string(event_type) + " is not a v1 rows event");
   }
@@ -581,7 +616,7 @@ Result<std::vector<FileEvent>> read_binlog_file(const std::string& path) {
   std::size_t checksum = 0;  // bytes of CRC32 after each event, from the format description
   while (at + 19 <= data.size()) {
     Reader h(std::string_view(data).substr(at, 19));
-    h.le(4);  // timestamp
+    const auto when = static_cast<std::uint32_t>(h.le(4));
     const auto type = static_cast<std::uint8_t>(h.le(1));
     h.le(4);  // server id
     const std::size_t size = static_cast<std::size_t>(h.le(4));
@@ -592,7 +627,7 @@ Result<std::vector<FileEvent>> read_binlog_file(const std::string& path) {
       checksum = (ev.size() >= 5 && static_cast<unsigned char>(ev[ev.size() - 5]) == 1) ? 4 : 0;
     }
     if (ev.size() < checksum) return malformed(path + ": event shorter than its checksum");
-    out.push_back(FileEvent{type, std::string(ev.substr(0, ev.size() - checksum))});
+    out.push_back(FileEvent{type, std::string(ev.substr(0, ev.size() - checksum)), when});
     at += size;
   }
   return out;

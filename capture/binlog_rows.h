@@ -28,6 +28,9 @@ enum EventType : std::uint8_t {
   kUpdateRowsV1 = 24,
   kDeleteRowsV1 = 25,
   kGtid = 162,
+  kWriteRowsCompressedV1 = 166,  // log_bin_compress: the rows part is zlib-compressed
+  kUpdateRowsCompressedV1 = 167,
+  kDeleteRowsCompressedV1 = 168,
 };
 
 struct Column {
@@ -68,6 +71,7 @@ Result<std::uint64_t> rows_table_id(std::string_view body);
 struct FileEvent {
   std::uint8_t type = 0;
   std::string body;
+  std::uint32_t timestamp = 0;  // unix seconds (the statement's start)
 };
 Result<std::vector<FileEvent>> read_binlog_file(const std::string& path);
 

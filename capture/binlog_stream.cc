@@ -1,5 +1,7 @@
 #include "capture/binlog_stream.h"
 
+#include <cstdio>
+
 // clang-format off
 #include <mysql.h>  // before mariadb_rpl.h
 #include <mariadb_rpl.h>
@@ -16,6 +18,40 @@ std::uint64_t le(const unsigned char* p, int n) {
   return v;
 }
 }  // namespace
+
+std::vector<std::string> split_gtids(const std::string& position) {
+  std::vector<std::string> out;
+  std::size_t at = 0;
+  while (at < position.size()) {
+    std::size_t comma = position.find(',', at);
+    if (comma == std::string::npos) comma = position.size();
+    std::string part = position.substr(at, comma - at);
+    while (!part.empty() && part.front() == ' ') part.erase(0, 1);
+    while (!part.empty() && part.back() == ' ') part.pop_back();
+    if (!part.empty()) out.push_back(part);
+    at = comma + 1;
+  }
+  return out;
+}
+
+Result<std::map<std::uint32_t, std::uint64_t>> parse_gtid_position(const std::string& position) {
+  std::map<std::uint32_t, std::uint64_t> out;
+  for (const auto& gtid : split_gtids(position)) {
+    unsigned long long d = 0, s = 0, n = 0;
+    char tail = 0;
+    if (std::sscanf(gtid.c_str(), "%llu-%llu-%llu%c", &d, &s, &n, &tail) != 3 ||
+        gtid.find_first_not_of("0123456789-") != std::string::npos || d > 0xffffffffULL) {
+      return make_error(Errc::invalid_input,
+                        "`" + gtid + "` is not a GTID (domain-server-sequence, e.g. 0-1-42)");
+    }
+    if (out.count(static_cast<std::uint32_t>(d))) {
+      return make_error(Errc::invalid_input, "GTID position `" + position + "` names domain " +
+                                                 std::to_string(d) + " twice");
+    }
+    out[static_cast<std::uint32_t>(d)] = n;
+  }
+  return out;
+}
 
 Result<std::vector<std::string>> check_server(db::Connection& conn) {
   std::vector<std::string> problems;
@@ -89,8 +125,13 @@ Result<std::unique_ptr<Stream>> Stream::open(const StreamOptions& o) {
        {std::string("SET @master_binlog_checksum = @@global.binlog_checksum"),
         std::string("SET @mariadb_slave_capability = 4"),
         "SET @slave_connect_state = " + s->conn_->quote(o.gtid_position),
-        std::string("SET @slave_gtid_strict_mode = 0")}) {
+        std::string("SET @slave_gtid_strict_mode = 0"),
+        "SET @master_heartbeat_period = " +
+            std::to_string(o.blocking ? static_cast<long long>(o.heartbeat_ms) * 1000000 : 0)}) {
     if (auto r = s->conn_->exec(sql); !r) return r.error();
+  }
+  for (const auto& gtid : split_gtids(o.gtid_position)) {
+    s->gtids_[static_cast<std::uint32_t>(std::stoul(gtid.substr(0, gtid.find('-'))))] = gtid;
   }
   s->rpl_ = std::make_unique<Rpl>();
   s->rpl_->checksum = checksum->value_or("NONE") == "CRC32" ? 4 : 0;
@@ -118,6 +159,10 @@ Result<std::optional<FileEvent>> Stream::next() {
     rpl_->event = ev;  // freed by the next fetch (or the destructor)
     if (!ev) {
       MYSQL* m = conn_->native();
+      if (mysql_errno(m) == 1236) {
+        return make_error(Errc::position_lost, std::string("binlog stream: ") + mysql_error(m) +
+                                                   " (MariaDB error 1236)");
+      }
       if (mysql_errno(m) != 0) {
         return make_error(Errc::database, std::string("binlog stream: ") + mysql_error(m) +
                                               " (MariaDB error " + std::to_string(mysql_errno(m)) +
@@ -140,18 +185,20 @@ Result<std::optional<FileEvent>> Stream::next() {
     if (event_size < 19 || start + event_size > size) {
       return make_error(Errc::database, "binlog stream: event size does not match its packet");
     }
-    if (type == kHeartbeat) continue;
+    if (type == kHeartbeat) return std::optional<FileEvent>{};
     std::size_t body = event_size - 19;
     // The format description carries its checksum like every other event once checksums are on.
     if (body < rpl_->checksum) return make_error(Errc::database, "binlog stream: event too short");
     body -= rpl_->checksum;
-    FileEvent out{type, std::string(reinterpret_cast<const char*>(header + 19), body)};
+    FileEvent out{type, std::string(reinterpret_cast<const char*>(header + 19), body),
+                  static_cast<std::uint32_t>(le(header, 4))};
     if (type == kGtid && out.body.size() >= 12) {
       const auto* b = reinterpret_cast<const unsigned char*>(out.body.data());
       const auto seq = le(b, 8);
       const auto domain = static_cast<std::uint32_t>(le(b + 8, 4));
-      gtids_[domain] =
+      last_gtid_ =
           std::to_string(domain) + "-" + std::to_string(server_id) + "-" + std::to_string(seq);
+      gtids_[domain] = last_gtid_;
     }
     return std::optional<FileEvent>{std::move(out)};
   }

@@ -410,4 +410,47 @@ Result<std::size_t> LogTableSource::snapshot(const std::vector<const TypeDefinit
   return impl_->mapper.snapshot(impl_->db, types, only_to);
 }
 
+namespace {
+
+class LogTableCaptureSource final : public CaptureSource {
+ public:
+  explicit LogTableCaptureSource(std::unique_ptr<LogTableSource> s) : s_(std::move(s)) {}
+  const char* cursor_name() const override { return LogTableSource::kCursorName; }
+  Result<PollResult> poll() override { return s_->poll(); }
+  Result<std::string> ensure_cursor() override {
+    auto w = s_->ensure_cursor();
+    if (!w) return w.error();
+    return LogTableSource::format_cursor(*w);
+  }
+  Result<std::vector<Change>> replay(const std::string& from, const std::string& to,
+                                     bool dry_run) override {
+    auto from_w = LogTableSource::parse_cursor(from);
+    if (!from_w) return from_w.error();
+    auto to_text = to;
+    if (to_text.empty()) {
+      auto current = ensure_cursor();
+      if (!current) return current.error();
+      to_text = *current;
+    }
+    auto to_w = LogTableSource::parse_cursor(to_text);
+    if (!to_w) return to_w.error();
+    if (*to_w < *from_w) return make_error(Errc::invalid_input, "--to is before --from");
+    return s_->replay(*from_w, *to_w, dry_run);
+  }
+  Result<std::size_t> snapshot(const std::vector<const TypeDefinition*>& types,
+                               const std::string& only_to) override {
+    return s_->snapshot(types, only_to);
+  }
+
+ private:
+  std::unique_ptr<LogTableSource> s_;
+};
+
+}  // namespace
+
+std::unique_ptr<CaptureSource> LogTableSource::as_capture_source(
+    std::unique_ptr<LogTableSource> source) {
+  return std::make_unique<LogTableCaptureSource>(std::move(source));
+}
+
 }  // namespace civishare

@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "capture/capture_source.h"
 #include "capture/watermark.h"
 #include "schemas/db/mariadb.h"
 #include "schemas/db/translator.h"
@@ -38,13 +39,6 @@ struct LogTableOptions {
   int reread_interval_s = 60;
   int sample_interval_ms = 100;     // how often the watermark sampler looks
   std::int64_t api_contact_id = 0;  // the APIv4 applier's contact: its rows are echoes
-};
-
-struct PollResult {
-  std::size_t records = 0;     // change records committed to the outbox
-  std::size_t rows = 0;        // log rows read
-  std::size_t late_rows = 0;   // rows found by the trailing re-read
-  std::int64_t watermark = 0;  // the cursor after this poll (unix seconds)
 };
 
 class LogTableSource {
@@ -79,6 +73,9 @@ class LogTableSource {
 
   static std::string format_cursor(std::int64_t watermark);
   static Result<std::int64_t> parse_cursor(const std::string& cursor);
+
+  // The CaptureSource the agent drives (cursors as text, "lt1:<unix seconds>").
+  static std::unique_ptr<CaptureSource> as_capture_source(std::unique_ptr<LogTableSource> source);
 
   struct Impl;
 

@@ -20,6 +20,8 @@ const char* to_string(Errc code) {
       return "peer rejected";
     case Errc::not_found:
       return "not found";
+    case Errc::position_lost:
+      return "position lost";
     case Errc::internal:
       return "internal error";
   }

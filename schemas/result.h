@@ -17,6 +17,7 @@ enum class Errc {
   network,         // a peer could not be reached
   peer_rejected,   // a peer answered with a non-2xx status
   not_found,       // a referenced thing does not exist
+  position_lost,   // the capture cursor points at history the server no longer has (purged)
   internal,        // a bug: an invariant did not hold
 };
 

@@ -1,5 +1,8 @@
-// Log-table capture against a real MariaDB with CiviCRM's triggers. Every test asserts the exact
-// set of changes emitted into the outbox. The suite runs twice: server in UTC and in UTC+5:30.
+// The shared capture suite: the same scenarios against both capture sources (CiviCRM's log
+// tables and the MariaDB binlog), each on a real MariaDB with CiviCRM's triggers, with the server
+// in UTC and in UTC+5:30. Every test asserts the exact changes emitted into the outbox, and those
+// are the same for both sources.
+#include "capture/binlog_source.h"
 #include "capture/log_table_source.h"
 
 #include <gtest/gtest.h>
@@ -27,10 +30,17 @@ std::string describe(const Change& c) {
   return out;
 }
 
-class LogTableCapture : public ::testing::TestWithParam<std::string> {
+struct Setup {
+  std::string source;  // log_tables | binlog
+  std::string tz;
+};
+
+class Capture : public ::testing::TestWithParam<Setup> {
  protected:
+  bool binlog() const { return GetParam().source == "binlog"; }
+
   void SetUp() override {
-    server_ = std::make_unique<MariaDbServer>(GetParam());
+    server_ = std::make_unique<MariaDbServer>(GetParam().tz);
     server_->load_civicrm();
     auto root = server_->connect();
     for (const auto& ddl : db::civishare_table_ddl()) ASSERT_TRUE(root.exec(ddl));
@@ -58,19 +68,34 @@ class LogTableCapture : public ::testing::TestWithParam<std::string> {
     } else {
       registry_ = std::make_unique<TypeRegistry>(TypeRegistry::builtin());
     }
-    LogTableOptions o;
-    o.node = "civi1";
-    o.registry = registry_.get();
+    std::vector<const TypeDefinition*> types;
     for (int pass = 0; pass < 2; ++pass) {
       for (const auto& d : registry_->all()) {
-        if (static_cast<bool>(d.parent) == (pass == 1)) o.types.push_back(&d);
+        if (static_cast<bool>(d.parent) == (pass == 1)) types.push_back(&d);
       }
     }
-    o.reread_interval_s = reread_interval_s;
-    auto s = LogTableSource::open(o, server_->agent_options(), *store_);
-    ASSERT_TRUE(s.ok()) << s.error().message;
-    source_ = std::move(*s);
-    ASSERT_TRUE(source_->ensure_cursor().ok());
+    if (binlog()) {
+      BinlogOptions o;
+      o.node = "civi1";
+      o.registry = registry_.get();
+      o.types = types;
+      o.server_id = 4243;
+      o.follow = false;
+      auto s = BinlogSource::open(o, server_->agent_options(), *store_);
+      ASSERT_TRUE(s.ok()) << s.error().message;
+      source_ = std::move(*s);
+    } else {
+      LogTableOptions o;
+      o.node = "civi1";
+      o.registry = registry_.get();
+      o.types = types;
+      o.reread_interval_s = reread_interval_s;
+      auto s = LogTableSource::open(o, server_->agent_options(), *store_);
+      ASSERT_TRUE(s.ok()) << s.error().message;
+      source_ = LogTableSource::as_capture_source(std::move(*s));
+    }
+    auto cursor = source_->ensure_cursor();
+    ASSERT_TRUE(cursor.ok()) << cursor.error().message;
   }
 
   db::Connection connect() { return server_->connect(); }
@@ -80,17 +105,19 @@ class LogTableCapture : public ::testing::TestWithParam<std::string> {
     return std::stoll(c.scalar("SELECT UNIX_TIMESTAMP()")->value());
   }
 
-  // Polls until the cursor has passed everything written so far.
+  // Polls until the cursor has passed everything written so far: the log tables' watermark past
+  // the server's clock now, the binlog read to its end.
   void capture_until_now() {
     const std::int64_t target = server_now();
     for (int i = 0; i < 200; ++i) {
       auto r = source_->poll();
       ASSERT_TRUE(r.ok()) << r.error().message;
-      if (r->watermark > target) return;
+      if (binlog() ? r->at_head : r->watermark > target) return;
       std::this_thread::sleep_for(100ms);
     }
-    FAIL() << "the watermark did not pass " << target;
+    FAIL() << "capture did not catch up with " << target;
   }
+  std::string cursor() { return store_->cursor(source_->cursor_name())->value_or(""); }
 
   // Polls in the background until stopped (capture running while writers work).
   void start_poller() {
@@ -158,7 +185,7 @@ class LogTableCapture : public ::testing::TestWithParam<std::string> {
   std::string dir_;
   std::unique_ptr<Store> store_;
   std::unique_ptr<TypeRegistry> registry_;
-  std::unique_ptr<LogTableSource> source_;
+  std::unique_ptr<CaptureSource> source_;
   std::atomic<bool> polling_{false};
   std::thread poller_;
   std::string poll_error_;
@@ -176,11 +203,11 @@ class LogTableCapture : public ::testing::TestWithParam<std::string> {
 namespace civishare {
 namespace {
 
-std::vector<std::string> LogTableCapture::builtin_texts() {
+std::vector<std::string> Capture::builtin_texts() {
   return builtin_type_texts();
 }
 
-TEST_P(LogTableCapture, CreateUpdateTrashDeleteOnlySharedColumns) {
+TEST_P(Capture, CreateUpdateTrashDeleteOnlySharedColumns) {
   auto c = connect();
   ASSERT_TRUE(
       c.exec("INSERT INTO civicrm_contact (contact_type, first_name, last_name, gender_id, "
@@ -208,8 +235,8 @@ TEST_P(LogTableCapture, CreateUpdateTrashDeleteOnlySharedColumns) {
   EXPECT_EQ(changes[1].attribute_changes[0].from, boost::json::value("Karl"));
 }
 
-TEST_P(LogTableCapture, LongTransactionCommittedAfterALaterOneIsCapturedOnce) {
-  open_source({}, 3600);  // watermark only
+TEST_P(Capture, LongTransactionCommittedAfterALaterOneIsCapturedOnce) {
+  open_source({}, 3600);  // log tables: the watermark alone
   auto ids = contacts(2);
   start_poller();
   auto t1 = connect();
@@ -228,8 +255,8 @@ TEST_P(LogTableCapture, LongTransactionCommittedAfterALaterOneIsCapturedOnce) {
                                         "update civi1-" + ids[1] + " last_name=\"T2\""}));
 }
 
-TEST_P(LogTableCapture, FiveThousandChangesFromFourConnectionsEachCapturedOnce) {
-  open_source({}, 3600);  // watermark only
+TEST_P(Capture, FiveThousandChangesFromFourConnectionsEachCapturedOnce) {
+  open_source({}, 3600);  // log tables: the watermark alone
   auto ids = contacts(40);
   start_poller();
   std::vector<std::thread> writers;
@@ -254,7 +281,7 @@ TEST_P(LogTableCapture, FiveThousandChangesFromFourConnectionsEachCapturedOnce) 
   EXPECT_EQ(described_since_baseline(), expected);
 }
 
-TEST_P(LogTableCapture, ContactWithEmailPhoneAddressInOneTransactionComesParentFirst) {
+TEST_P(Capture, ContactWithEmailPhoneAddressInOneTransactionComesParentFirst) {
   auto c = connect();
   ASSERT_TRUE(c.exec("START TRANSACTION"));
   ASSERT_TRUE(
@@ -301,12 +328,12 @@ TEST_P(LogTableCapture, ContactWithEmailPhoneAddressInOneTransactionComesParentF
   }
 }
 
-TEST_P(LogTableCapture, ReplayReEmitsExactlyTheChangesAfterACursor) {
+TEST_P(Capture, ReplayReEmitsExactlyTheChangesAfterACursor) {
   auto ids = contacts(3);
   auto c = connect();
   ASSERT_TRUE(c.exec("UPDATE civicrm_contact SET last_name = 'before' WHERE id = " + ids[0]));
   capture_until_now();
-  const auto saved = store_->cursor(LogTableSource::kCursorName)->value();
+  const auto saved = cursor();
   const std::size_t before = outbox().size();
   std::this_thread::sleep_for(1100ms);
   ASSERT_TRUE(c.exec("UPDATE civicrm_contact SET last_name = 'after1' WHERE id = " + ids[0]));
@@ -316,16 +343,14 @@ TEST_P(LogTableCapture, ReplayReEmitsExactlyTheChangesAfterACursor) {
   auto all = outbox();
   std::vector<Change> after(all.begin() + static_cast<std::ptrdiff_t>(before), all.end());
   ASSERT_EQ(after.size(), 3u);
-  auto replayed = source_->replay(
-      *LogTableSource::parse_cursor(saved),
-      *LogTableSource::parse_cursor(*store_->cursor(LogTableSource::kCursorName).value()), true);
+  auto replayed = source_->replay(saved, cursor(), true);
   ASSERT_TRUE(replayed.ok()) << replayed.error().message;
   EXPECT_EQ(*replayed, after);             // same ids, attributes, `from` values and signatures
   EXPECT_EQ(outbox().size(), all.size());  // a dry run queues nothing
 }
 
-TEST_P(LogTableCapture, UpdateBlockedOnAMetadataLockThenIdleIsCaptured) {
-  open_source({}, 3600);  // watermark only
+TEST_P(Capture, UpdateBlockedOnAMetadataLockThenIdleIsCaptured) {
+  open_source({}, 3600);  // log tables: the watermark alone
   auto ids = contacts(1);
   start_poller();
   auto locker = connect();
@@ -347,7 +372,7 @@ TEST_P(LogTableCapture, UpdateBlockedOnAMetadataLockThenIdleIsCaptured) {
             (std::multiset<std::string>{"update civi1-" + ids[0] + " last_name=\"waited\""}));
 }
 
-TEST_P(LogTableCapture, RowStampedAnHourInThePastIsCapturedOnceByTheReRead) {
+TEST_P(Capture, RowStampedAnHourInThePastIsCapturedOnceByTheReRead) {
   auto ids = contacts(1);
   auto c = connect();
   ASSERT_TRUE(c.exec("SET timestamp = UNIX_TIMESTAMP() - 3600"));
@@ -366,7 +391,7 @@ TEST_P(LogTableCapture, RowStampedAnHourInThePastIsCapturedOnceByTheReRead) {
             (std::multiset<std::string>{"update civi1-" + ids[0] + " last_name=\"past\""}));
 }
 
-TEST_P(LogTableCapture, HistoryBeforeTheStartIsNotCapturedButSnapshotSharesIt) {
+TEST_P(Capture, HistoryBeforeTheStartIsNotCapturedButSnapshotSharesIt) {
   // Rows written before the cursor existed: the re-read must not take them for late rows.
   source_.reset();
   store_.reset();
@@ -385,17 +410,17 @@ TEST_P(LogTableCapture, HistoryBeforeTheStartIsNotCapturedButSnapshotSharesIt) {
     capture_until_now();
   }
   EXPECT_TRUE(outbox().empty()) << describe(outbox()[0]);
-  auto n = source_->snapshot({registry_->find("civishare.change.contact.base")});
+  auto n = source_->snapshot({registry_->find("civishare.change.contact.base")}, "");
   ASSERT_TRUE(n.ok()) << n.error().message;
   EXPECT_EQ(*n, 1u);
   ASSERT_EQ(outbox().size(), 1u);
   EXPECT_EQ(outbox()[0].operation, Operation::create);
   EXPECT_EQ(outbox()[0].entity_reference, ref);
-  EXPECT_EQ(*source_->snapshot({registry_->find("civishare.change.contact.base")}),
+  EXPECT_EQ(*source_->snapshot({registry_->find("civishare.change.contact.base")}, ""),
             0u);  // nothing differs
 }
 
-TEST_P(LogTableCapture, AFifthTypeNeedsOnlyADefinitionFile) {
+TEST_P(Capture, AFifthTypeNeedsOnlyADefinitionFile) {
   auto c = connect();
   // civicrm_website, its log table and logging trigger, as CiviCRM generates them.
   ASSERT_TRUE(
@@ -429,10 +454,14 @@ TEST_P(LogTableCapture, AFifthTypeNeedsOnlyADefinitionFile) {
   EXPECT_EQ(changes[1].find_attribute("url")->to, "https://example.org");
 }
 
-INSTANTIATE_TEST_SUITE_P(ServerTimeZone, LogTableCapture, ::testing::Values("UTC", "IST-5:30"),
+INSTANTIATE_TEST_SUITE_P(SourceAndServerTimeZone, Capture,
+                         ::testing::Values(Setup{"log_tables", "UTC"},
+                                           Setup{"log_tables", "IST-5:30"}, Setup{"binlog", "UTC"},
+                                           Setup{"binlog", "IST-5:30"}),
                          [](const auto& info) {
-                           return info.param == "UTC" ? std::string("Utc")
-                                                      : std::string("UtcPlus0530");
+                           return std::string(info.param.source == "binlog" ? "Binlog"
+                                                                            : "LogTables") +
+                                  (info.param.tz == "UTC" ? "Utc" : "UtcPlus0530");
                          });
 
 }  // namespace
