@@ -98,6 +98,7 @@ Result<std::unique_ptr<CaptureSource>> open_source(const Config& c, Store& store
     b.registry = &c.types;
     b.server_id = static_cast<unsigned>(c.capture.server_id);
     b.follow = follow;
+    b.max_pending_bytes = static_cast<std::size_t>(c.capture.max_pending_mb) << 20;
     auto source = BinlogSource::open(std::move(b), c.connection_options(), store);
     if (!source) return source.error();
     return std::unique_ptr<CaptureSource>(std::move(*source));

@@ -182,7 +182,7 @@ Result<Config> parse_config(std::string_view text, const std::string& origin) {
   if (const toml::table* cap = section(root, "capture")) {
     CIVISHARE_TRY(only_keys(*cap, "capture",
                             {"source", "poll_interval_ms", "fallback_lag_s", "reread_horizon_s",
-                             "reread_interval_s", "types_dir", "server_id"}));
+                             "reread_interval_s", "types_dir", "server_id", "max_pending_mb"}));
     CIVISHARE_TRY(read(*cap, "capture", "source", c.capture.source));
     CIVISHARE_TRY(read(*cap, "capture", "poll_interval_ms", c.capture.poll_interval_ms));
     CIVISHARE_TRY(read(*cap, "capture", "fallback_lag_s", c.capture.fallback_lag_s));
@@ -190,6 +190,7 @@ Result<Config> parse_config(std::string_view text, const std::string& origin) {
     CIVISHARE_TRY(read(*cap, "capture", "reread_interval_s", c.capture.reread_interval_s));
     CIVISHARE_TRY(read(*cap, "capture", "types_dir", c.capture.types_dir));
     CIVISHARE_TRY(read(*cap, "capture", "server_id", c.capture.server_id));
+    CIVISHARE_TRY(read(*cap, "capture", "max_pending_mb", c.capture.max_pending_mb));
   }
   if (c.capture.fallback_lag_s < 1) return bad("capture.fallback_lag_s", "must be at least 1");
   if (c.capture.reread_horizon_s < 60)
@@ -218,6 +219,8 @@ Result<Config> parse_config(std::string_view text, const std::string& origin) {
                "must be set for capture.source = \"binlog\": a number from 1 to 4294967295, "
                "unique among the server's replicas (and not the server's own server_id)");
   }
+  if (c.capture.max_pending_mb < 1 || c.capture.max_pending_mb > 4096)
+    return bad("capture.max_pending_mb", "must be between 1 and 4096");
   if (c.capture.source != "log_tables" && c.capture.source != "binlog")
     return bad("capture.source", "must be \"log_tables\" or \"binlog\"");
   if (c.capture.poll_interval_ms < 50 || c.capture.poll_interval_ms > 3600000) {

@@ -42,6 +42,8 @@ struct Config {
     int reread_interval_s = 60;
     std::string types_dir;       // extra change-type definitions (*.json) beside the built-in ones
     std::int64_t server_id = 0;  // binlog: our replica id, unique among the server's replicas
+    // binlog: memory for the records of one transaction before they are committed held
+    std::int64_t max_pending_mb = 32;
   } capture;
 
   // The built-in change types plus those in capture.types_dir. Pointers into it stay valid as

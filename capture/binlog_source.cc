@@ -92,6 +92,7 @@ struct Reader {
 struct Pass {
   ChangeMapper::Images images;
   std::vector<OutboxEntry> records;
+  std::size_t pending_bytes = 0;  // estimated memory of records and images since the last commit
   PollResult result;
   // replay: images come from the before-images, and transactions after `to` are skipped
   bool replay = false;
@@ -247,6 +248,9 @@ struct BinlogSource::Impl {
       before.row = &parsed->rows[i];
       pass.before = update || row.action == "Delete" ? &before : nullptr;
       current = &r;
+      // A record and an image of the row in JSON, plus the containers around them.
+      for (const auto& c : *row.row) pass.pending_bytes += 2 * (c ? c->size() : 0) + 48;
+      pass.pending_bytes += 1024;
       auto s = mapper.map_row(row, pass.images, pass.records);
       current = nullptr;
       pass.before = nullptr;
@@ -277,6 +281,7 @@ struct BinlogSource::Impl {
     pass.result.records += pass.records.size();
     batch.records = std::move(pass.records);
     pass.records.clear();
+    pass.pending_bytes = 0;
     pass.images.flush_into(batch);
     if (r.in_trx) {
       batch.hold = true;
@@ -446,7 +451,8 @@ Result<PollResult> BinlogSource::poll() {
       break;
     }
     if (auto s = impl.on_event(r, **ev, pass); !s) return fail(s.error());
-    if (pass.records.size() >= impl.o.chunk_records) {
+    if (pass.records.size() >= impl.o.chunk_records ||
+        pass.pending_bytes >= impl.o.max_pending_bytes) {
       if (auto s = impl.commit(r, pass, false); !s) return fail(s.error());
     }
     if (!r.in_trx && impl.o.follow && Clock::now() >= deadline) break;

@@ -39,7 +39,10 @@ struct BinlogOptions {
   bool follow = true;      // wait for new events (daemon); false: stop at the binlog's end
   int heartbeat_ms = 500;  // follow: how long poll() waits for an event
   int max_poll_ms = 1000;  // follow: poll() returns after this long even when busy
-  std::size_t chunk_records = 5000;  // records per commit inside one transaction
+  // Records of one transaction are committed (held) before they take more than this much memory
+  // (estimated from the rows' bytes) or exceed this count.
+  std::size_t max_pending_bytes = 32u << 20;
+  std::size_t chunk_records = 5000;
 };
 
 class BinlogSource final : public CaptureSource {

@@ -1,5 +1,7 @@
-// The capture through the real binary: SIGKILL at random moments loses and duplicates nothing;
-// `replay --dry-run`, `check`, `snapshot` as an administrator uses them.
+// The capture through the real binary, for both sources: SIGKILL at random moments loses and
+// duplicates nothing; `replay --dry-run`, `check`, `snapshot` as an administrator uses them; the
+// binlog source's purged cursor (exit 4 and the way out) and a 200,000-row transaction in bounded
+// memory.
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -27,8 +29,10 @@ std::string describe(const Change& c) {
 
 class CaptureCli : public ::testing::Test {
  protected:
+  virtual std::string source() const { return "log_tables"; }
   void SetUp() override {
     a_ = std::make_unique<TestNode>("civi1", 0);
+    a_->capture_source = source();
     // A peer that never answers: everything stays in the outbox for the test to read.
     a_->configure({}, "",
                   "[[peer]]\nname = \"civi2\"\nurl = \"http://127.0.0.1:" +
@@ -54,7 +58,18 @@ class CaptureCli : public ::testing::Test {
   std::unique_ptr<TestNode> a_;
 };
 
-TEST_F(CaptureCli, KilledAtRandomMomentsTheUnionOfWhatWasCapturedIsExact) {
+// The scenarios every capture source must pass.
+class EachSourceCli : public CaptureCli, public ::testing::WithParamInterface<std::string> {
+ protected:
+  std::string source() const override { return GetParam(); }
+};
+
+class BinlogCli : public CaptureCli {
+ protected:
+  std::string source() const override { return "binlog"; }
+};
+
+TEST_P(EachSourceCli, KilledAtRandomMomentsTheUnionOfWhatWasCapturedIsExact) {
   a_->init();
   auto c = a_->db().connect();
   std::vector<std::string> ids;
@@ -105,7 +120,7 @@ TEST_F(CaptureCli, KilledAtRandomMomentsTheUnionOfWhatWasCapturedIsExact) {
   EXPECT_EQ(outbox(), expected) << "after " << kills << " kills";
 }
 
-TEST_F(CaptureCli, ReplayDryRunPrintsExactlyTheChangesAfterTheCursor) {
+TEST_P(EachSourceCli, ReplayDryRunPrintsExactlyTheChangesAfterTheCursor) {
   a_->init();
   auto c = a_->db().connect();
   ASSERT_TRUE(
@@ -138,7 +153,7 @@ TEST_F(CaptureCli, ReplayDryRunPrintsExactlyTheChangesAfterTheCursor) {
   EXPECT_EQ(rc, 2);
   std::string bad = civishare({"replay", "--from", "yesterday"}, &rc);
   EXPECT_EQ(rc, 1);
-  EXPECT_NE(bad.find("lt1:"), std::string::npos) << bad;
+  EXPECT_NE(bad.find(source() == "binlog" ? "gtid:" : "lt1:"), std::string::npos) << bad;
 }
 
 TEST_F(CaptureCli, CheckSaysWhatToFixAndInitCanFixIndexes) {
@@ -177,6 +192,84 @@ TEST_F(CaptureCli, SnapshotSharesWhatExistedBeforeInit) {
   out = civishare({"snapshot", "--type", "civishare.change.contact.email"}, &rc);
   EXPECT_EQ(rc, 1);
   EXPECT_NE(out.find("not a type any peer receives"), std::string::npos) << out;
+}
+
+INSTANTIATE_TEST_SUITE_P(Source, EachSourceCli, ::testing::Values("log_tables", "binlog"));
+
+// PURGE skips files InnoDB still needs for crash recovery (a binlog checkpoint): repeat until only
+// the current binlog is left.
+void purge_all_but_the_current_binlog(db::Connection& c) {
+  for (int i = 0; i < 50; ++i) {
+    ASSERT_TRUE(c.exec("FLUSH BINARY LOGS"));
+    const std::string current = *c.query("SHOW MASTER STATUS")->rows[0][0];
+    ASSERT_TRUE(c.exec("PURGE BINARY LOGS TO '" + current + "'"));
+    if (c.query("SHOW BINARY LOGS")->rows.size() == 1) return;
+    std::this_thread::sleep_for(200ms);
+  }
+  FAIL() << "older binlogs could not be purged";
+}
+
+TEST_F(BinlogCli, ACursorWhoseBinlogWasPurgedStopsCaptureWithExit4UntilSnapshotResetsIt) {
+  a_->init();
+  int rc = 0;
+  civishare({"run", "--once"}, &rc);
+  ASSERT_EQ(rc, 3);  // caught up; the peer is unreachable
+  auto c = a_->db().connect();
+  ASSERT_TRUE(
+      c.exec("INSERT INTO civicrm_contact (contact_type, last_name) VALUES ('Individual', 'Gap')"));
+  const std::string id = std::to_string(c.last_insert_id());
+  purge_all_but_the_current_binlog(c);
+
+  std::string out = civishare({"run", "--once"}, &rc);
+  EXPECT_EQ(rc, 4) << out;
+  EXPECT_NE(out.find("is no longer on the server (purged"), std::string::npos) << out;
+  EXPECT_NE(out.find("civishare snapshot --reset-cursor"), std::string::npos) << out;
+  // The daemon stops too, rather than retrying what cannot work.
+  a_->start();
+  ASSERT_TRUE(wait_until([&] { return !a_->running(); }, 30s)) << a_->log();
+  EXPECT_EQ(a_->stop(), 4) << a_->log();
+  EXPECT_TRUE(outbox().empty());  // nothing was skipped silently
+
+  out = civishare({"snapshot", "--reset-cursor"}, &rc);
+  EXPECT_EQ(rc, 0) << out;
+  EXPECT_EQ(outbox(), (std::multiset<std::string>{
+                          "create civi1-" + id +
+                          " contact_type=\"Individual\" last_name=\"Gap\" is_deceased=false "
+                          "is_opt_out=false do_not_email=false do_not_phone=false "
+                          "do_not_mail=false do_not_sms=false do_not_trade=false "
+                          "is_deleted=false"}));
+  ASSERT_TRUE(c.exec("UPDATE civicrm_contact SET last_name = 'After' WHERE id = " + id));
+  out = civishare({"run", "--once"}, &rc);
+  EXPECT_EQ(rc, 3) << out;
+  EXPECT_EQ(outbox().count("update civi1-" + id + " last_name=\"After\""), 1u);
+}
+
+TEST_F(BinlogCli, ATwoHundredThousandRowTransactionIsCapturedWholeInBoundedMemory) {
+  const std::string config = a_->config_path();
+  a_->init();
+  // Sanitizer builds keep freed memory in a quarantine: keep it small so RSS shows our use.
+  const std::vector<std::string> env = {"ASAN_OPTIONS=quarantine_size_mb=16"};
+  auto c = a_->db().connect();
+  // A baseline: the same binary capturing one small transaction.
+  ASSERT_TRUE(
+      c.exec("INSERT INTO civicrm_contact (contact_type, last_name) VALUES ('Individual', 'x')"));
+  long baseline_kb = 0;
+  std::string out;
+  int rc = run_civishare({"run", "--once", "--config", config}, &out, env, &baseline_kb);
+  ASSERT_EQ(rc, 3) << out;
+  ASSERT_TRUE(c.exec("SET SESSION max_heap_table_size = 1073741824"));
+  ASSERT_TRUE(
+      c.exec("INSERT INTO civicrm_contact (contact_type, first_name, last_name) SELECT "
+             "'Individual', CONCAT('F', seq), CONCAT('Last name number ', seq) FROM "
+             "seq_1_to_200000"));
+  long peak_kb = 0;
+  rc = run_civishare({"run", "--once", "--config", config}, &out, env, &peak_kb);
+  ASSERT_EQ(rc, 3) << out;
+  EXPECT_EQ(outbox().size(), 200001u);
+  // capture.max_pending_mb = 32 (the default) bounds what one transaction holds in memory.
+  std::printf("peak RSS: %ld MB for one row, %ld MB for 200,000 rows in one transaction\n",
+              baseline_kb / 1024, peak_kb / 1024);
+  EXPECT_LT(peak_kb - baseline_kb, 128 * 1024) << "baseline " << baseline_kb << " kB";
 }
 
 }  // namespace

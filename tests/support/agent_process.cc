@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -97,11 +98,14 @@ std::string AgentProcess::log() const {
   return ss.str();
 }
 
-int run_civishare(const std::vector<std::string>& args, std::string* output) {
+int run_civishare(const std::vector<std::string>& args, std::string* output,
+                  const std::vector<std::string>& env, long* max_rss_kb) {
   std::string log_path = temp_dir("civishare-run") + "/out.log";
-  pid_t pid = spawn(args, log_path, {});
+  pid_t pid = spawn(args, log_path, env);
   int status = 0;
-  ::waitpid(pid, &status, 0);
+  struct rusage usage {};
+  ::wait4(pid, &status, 0, &usage);
+  if (max_rss_kb) *max_rss_kb = usage.ru_maxrss;
   if (output) {
     std::ifstream in(log_path);
     std::stringstream ss;

@@ -35,8 +35,10 @@ class AgentProcess {
   std::string log_path_;
 };
 
-// Runs civishare to completion; returns the exit code, output in *output.
-int run_civishare(const std::vector<std::string>& args, std::string* output);
+// Runs civishare to completion; returns the exit code, output in *output. `env`: extra NAME=value
+// entries; *max_rss_kb receives the process's peak resident set (kB).
+int run_civishare(const std::vector<std::string>& args, std::string* output,
+                  const std::vector<std::string>& env = {}, long* max_rss_kb = nullptr);
 
 // Polls `condition` every 100 ms until it holds or `timeout` passes.
 bool wait_until(const std::function<bool()>& condition,

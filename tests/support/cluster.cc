@@ -40,8 +40,10 @@ void TestNode::configure(const std::vector<std::pair<Link, const TestNode*>>& li
                      "[database]\nhost = \"127.0.0.1\"\nport = " +
                      std::to_string(o.port) +
                      "\nuser = \"civishare\"\npassword = \"civishare\"\nschema = \"civicrm\"\n\n"
-                     "[capture]\nsource = \"log_tables\"\npoll_interval_ms = " +
-                     std::to_string(poll_interval_ms) +
+                     "[capture]\nsource = \"" +
+                     capture_source + "\"\npoll_interval_ms = " + std::to_string(poll_interval_ms) +
+                     (capture_source == "binlog" ? "\nserver_id = " + std::to_string(1000 + port_)
+                                                 : std::string()) +
                      "\n\n"
                      "[receiver]\nlisten = \"127.0.0.1:" +
                      std::to_string(port_) + "\"\n" + receiver_extra + "\n[applier]\n" +

@@ -36,6 +36,8 @@ class TestNode {
   // The body of the [applier] section written by configure().
   std::string applier_section = "kind = \"sql\"\n";
   int poll_interval_ms = 200;  // [capture] poll_interval_ms written by configure()
+  // [capture] source written by configure(); "binlog" also gets a server_id of its own.
+  std::string capture_source = "log_tables";
 
   // Writes the config: links to other nodes (whose receiver ports come from `peers`), plus any
   // extra TOML appended to the [receiver] section and the end of the file.
