@@ -106,6 +106,30 @@ TEST(Config, BadValuesSayHowToFixThem) {
   EXPECT_NE(error_of("[node\nname=").find("not valid TOML"), std::string::npos);
 }
 
+TEST(Config, TheBinlogSourceNeedsAServerIdAndTheSqlApplier) {
+  auto binlog = replace(valid(), "source = \"log_tables\"", "source = \"binlog\"");
+  EXPECT_NE(error_of(binlog).find("`capture.server_id`"), std::string::npos) << error_of(binlog);
+  binlog = replace(binlog, "poll_interval_ms = 250", "server_id = 7001\nmax_pending_mb = 8");
+  auto c = parse_config(binlog);
+  ASSERT_TRUE(c.ok()) << c.error().message;
+  EXPECT_EQ(c->capture.server_id, 7001);
+  EXPECT_EQ(c->capture.max_pending_mb, 8);
+  EXPECT_NE(error_of(replace(binlog, "server_id = 7001", "server_id = 0"))
+                .find("unique among the server's replicas"),
+            std::string::npos);
+  EXPECT_NE(error_of(replace(binlog, "max_pending_mb = 8", "max_pending_mb = 0"))
+                .find("`capture.max_pending_mb`"),
+            std::string::npos);
+  auto apiv4 = replace(binlog, "kind = \"sql\"",
+                       "kind = \"apiv4\"\nurl = \"https://civi.example.org/civicrm/ajax/api4\"\n"
+                       "api_key = \"k\"\nsite_key = \"s\"\ncontact_id = 5");
+  EXPECT_NE(error_of(apiv4).find("needs applier.kind = \"sql\""), std::string::npos)
+      << error_of(apiv4);
+  EXPECT_NE(error_of(replace(valid(), "source = \"log_tables\"", "source = \"triggers\""))
+                .find("`capture.source`"),
+            std::string::npos);
+}
+
 TEST(Config, TheDocumentedExampleSecretIsRefused) {
   std::string text =
       replace(valid(), kSecret, "whsec_EXAMPLE0EXAMPLE0EXAMPLE0EXAMPLE0EXAMPLE0EXA=");

@@ -454,6 +454,106 @@ TEST_P(Capture, AFifthTypeNeedsOnlyADefinitionFile) {
   EXPECT_EQ(changes[1].find_attribute("url")->to, "https://example.org");
 }
 
+// Everything a peer sees of a change but its id, signature and timestamp.
+std::string full_description(const Change& c) {
+  std::string out = c.type + " " + describe(c);
+  for (const auto& a : c.attribute_changes)
+    out += " from:" + a.name + "=" + (a.from ? boost::json::serialize(*a.from) : "-");
+  for (const auto& [k, v] : c.context) out += " " + k + ":" + v;
+  return out;
+}
+
+TEST(BothSources, TheSameWritesGiveTheSameChangeRecords) {
+  MariaDbServer server;
+  server.load_civicrm();
+  auto root = server.connect();
+  for (const auto& ddl : db::civishare_table_ddl()) ASSERT_TRUE(root.exec(ddl));
+  const auto& registry = TypeRegistry::builtin();
+  std::vector<const TypeDefinition*> types;
+  for (int pass = 0; pass < 2; ++pass) {
+    for (const auto& d : registry.all()) {
+      if (static_cast<bool>(d.parent) == (pass == 1)) types.push_back(&d);
+    }
+  }
+  std::filesystem::create_directories(server.dir() + "/lt");
+  std::filesystem::create_directories(server.dir() + "/bl");
+  auto lt_store = std::move(*Store::open(server.dir() + "/lt"));
+  auto bl_store = std::move(*Store::open(server.dir() + "/bl"));
+  LogTableOptions lo;
+  lo.node = "civi1";
+  lo.types = types;
+  auto lt = LogTableSource::open(lo, server.agent_options(), *lt_store);
+  ASSERT_TRUE(lt.ok()) << lt.error().message;
+  BinlogOptions bo;
+  bo.node = "civi1";
+  bo.types = types;
+  bo.server_id = 4244;
+  bo.follow = false;
+  auto bl = BinlogSource::open(bo, server.agent_options(), *bl_store);
+  ASSERT_TRUE(bl.ok()) << bl.error().message;
+  ASSERT_TRUE((*lt)->ensure_cursor().ok());
+  ASSERT_TRUE((*bl)->ensure_cursor().ok());
+
+  auto c = server.connect();
+  ASSERT_TRUE(c.exec("START TRANSACTION"));
+  ASSERT_TRUE(
+      c.exec("INSERT INTO civicrm_contact (contact_type, first_name, last_name, gender_id, "
+             "prefix_id, birth_date) VALUES ('Individual', 'Ada', 'Lovelace', 1, 2, "
+             "'1815-12-10')"));
+  const std::string id = std::to_string(c.last_insert_id());
+  ASSERT_TRUE(
+      c.exec("INSERT INTO civicrm_email (contact_id, location_type_id, email, is_primary) VALUES "
+             "(" +
+             id + ", 2, 'ada@example.org', 1)"));
+  const std::string email = std::to_string(c.last_insert_id());
+  ASSERT_TRUE(
+      c.exec("INSERT INTO civicrm_phone (contact_id, location_type_id, phone, phone_type_id) "
+             "VALUES (" +
+             id + ", 1, '+44 20 7946 0000', 2)"));
+  const std::string phone = std::to_string(c.last_insert_id());
+  ASSERT_TRUE(
+      c.exec("INSERT INTO civicrm_address (contact_id, location_type_id, street_address, city, "
+             "country_id, state_province_id) VALUES (" +
+             id + ", 1, '12 St James Sq', 'London', 1226, NULL)"));
+  ASSERT_TRUE(c.exec("COMMIT"));
+  ASSERT_TRUE(
+      c.exec("UPDATE civicrm_contact SET first_name = 'Augusta Ada', gender_id = 2, "
+             "hash = 'unshared' WHERE id = " +
+             id));
+  ASSERT_TRUE(c.exec("UPDATE civicrm_contact SET hash = 'only unshared' WHERE id = " + id));
+  ASSERT_TRUE(
+      c.exec("UPDATE civicrm_email SET email = 'ada@new.example.org', location_type_id "
+             "= 1 WHERE id = " +
+             email));
+  ASSERT_TRUE(c.exec("DELETE FROM civicrm_phone WHERE id = " + phone));
+  ASSERT_TRUE(
+      c.exec("INSERT INTO civicrm_contact (contact_type, organization_name) VALUES "
+             "('Organization', 'Analytical Engines Ltd')"));
+  const std::string org = std::to_string(c.last_insert_id());
+  ASSERT_TRUE(c.exec("UPDATE civicrm_contact SET is_deleted = 1 WHERE id = " + org));
+  ASSERT_TRUE(c.exec("DELETE FROM civicrm_contact WHERE id = " + org));
+
+  const std::int64_t target = std::stoll(c.scalar("SELECT UNIX_TIMESTAMP()")->value());
+  for (int i = 0; i < 200; ++i) {
+    auto r = (*lt)->poll();
+    ASSERT_TRUE(r.ok()) << r.error().message;
+    if (r->watermark > target) break;
+    std::this_thread::sleep_for(100ms);
+  }
+  auto r = (*bl)->poll();
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  ASSERT_TRUE(r->at_head);
+  auto described = [](Store& store) {
+    std::multiset<std::string> out;
+    auto entries = store.read_outbox(0, 1000);
+    for (const auto& e : *entries) out.insert(full_description(e.change));
+    return out;
+  };
+  const auto from_log_tables = described(*lt_store);
+  EXPECT_EQ(from_log_tables.size(), 10u);
+  EXPECT_EQ(described(*bl_store), from_log_tables);
+}
+
 INSTANTIATE_TEST_SUITE_P(SourceAndServerTimeZone, Capture,
                          ::testing::Values(Setup{"log_tables", "UTC"},
                                            Setup{"log_tables", "IST-5:30"}, Setup{"binlog", "UTC"},

@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "tests/support/cluster.h"
+#include "transport/queue/store.h"
 #include "transport/webhook.h"
 
 namespace civishare::testing {
@@ -108,6 +109,46 @@ INSTANTIATE_TEST_SUITE_P(Points, CrashPoints,
                                            CrashCase{"receiver.after_persist", false},
                                            CrashCase{"applier.after_commit", false}),
                          case_name);
+
+// The binlog source commits a huge transaction in held parts (5,000 records each): killed between
+// two parts, nothing of it is visible to senders, and the restart resumes the transaction after
+// the rows already committed: every row once, in order.
+TEST(BinlogCrash, KilledBetweenTheHeldPartsOfAHugeTransactionResumesItExactlyOnce) {
+#ifndef CIVISHARE_CRASH_POINTS
+  GTEST_SKIP() << "built without -DCIVISHARE_CRASH_POINTS=ON: the crash points are not compiled in";
+#endif
+  TestNode a("civi1", 0);
+  a.capture_source = "binlog";
+  a.configure({}, "",
+              "[[peer]]\nname = \"civi2\"\nurl = \"http://127.0.0.1:" +
+                  std::to_string(free_port()) + "\"\nsecret = \"" + webhook::new_secret() +
+                  "\"\noutgoing = [\"civishare.change.contact.base\"]\nincoming = []\n");
+  a.init();
+  auto c = a.db().connect();
+  ASSERT_TRUE(
+      c.exec("INSERT INTO civicrm_contact (contact_type, last_name) SELECT 'Individual', "
+             "CONCAT('L', seq) FROM seq_1_to_20000"));
+  const std::vector<std::string> run = {"run", "--once", "--config", a.config_path()};
+  std::string out;
+  run_civishare(run, &out, {"CIVISHARE_CRASH_AT=capture.after_commit:2"});
+  ASSERT_NE(out.find("crash point `capture.after_commit` reached"), std::string::npos) << out;
+  {
+    auto store = Store::open_read_only(a.dir() + "/data");
+    ASSERT_TRUE(store.ok()) << store.error().message;
+    EXPECT_EQ((*store)->last_outbox_seq(), 10000u);          // two parts committed ...
+    EXPECT_TRUE((*store)->read_outbox(0, 100000)->empty());  // ... and held
+  }
+  EXPECT_EQ(run_civishare(run, &out), 3) << out;  // caught up; the peer is unreachable
+  auto store = Store::open_read_only(a.dir() + "/data");
+  ASSERT_TRUE(store.ok()) << store.error().message;
+  auto entries = (*store)->read_outbox(0, 100000);
+  ASSERT_EQ(entries->size(), 20000u);
+  for (std::size_t i = 0; i < entries->size(); ++i) {
+    ASSERT_EQ((*entries)[i].change.find_attribute("last_name")->to,
+              boost::json::value("L" + std::to_string(i + 1)))
+        << "record " << i;
+  }
+}
 
 }  // namespace
 }  // namespace civishare::testing
