@@ -170,7 +170,7 @@ int main(int argc, char** argv) {
   if (!zongji_dir.empty() && std::filesystem::exists(zongji_dir + "/node_modules/@vlasky/zongji")) {
     t = Clock::now();
     int rc =
-        std::system(("node " + zongji_dir + "/zongji.js 127.0.0.1 " + std::to_string(agent.port) +
+        std::system(("node " + zongji_dir + "/zongji.mjs 127.0.0.1 " + std::to_string(agent.port) +
                      " civishare civishare civicrm " + first_file + " " + first_pos + " " +
                      std::to_string(decoded) + " > /dev/null")
                         .c_str());

@@ -1,7 +1,7 @@
 // Reads a binlog range with ZongJi (npm @vlasky/zongji) and counts row images, for bench_binlog.
-//   node zongji.js HOST PORT USER PASSWORD SCHEMA FILE POSITION EXPECTED_ROWS
+//   node zongji.mjs HOST PORT USER PASSWORD SCHEMA FILE POSITION EXPECTED_ROWS
 // Exits when EXPECTED_ROWS row images of SCHEMA were read; prints "rows <n>".
-const ZongJi = require('@vlasky/zongji');
+import ZongJi from '@vlasky/zongji';
 
 const [host, port, user, password, schema, filename, position, expected] = process.argv.slice(2);
 const want = Number(expected);
