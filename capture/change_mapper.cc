@@ -146,12 +146,17 @@ Status ChangeMapper::add_primary_emails(std::vector<OutboxEntry>& records) {
 }
 
 Result<EntityImage> ChangeMapper::image_of(const SourceRow& lr, Images& images,
-                                           const std::string& id, bool ours) {
+                                           const std::string& id, bool ours,
+                                           const std::string& known_reference) {
   const TypeDefinition& def = *lr.type;
   EntityImage img;
-  auto ref = reference(images, def, id, ours);
-  if (!ref) return ref.error();
-  img.entity_reference = *ref;
+  if (known_reference.empty()) {
+    auto ref = reference(images, def, id, ours);
+    if (!ref) return ref.error();
+    img.entity_reference = *ref;
+  } else {
+    img.entity_reference = known_reference;
+  }
   if (def.parent) {
     const TypeDefinition* parent_def = registry().find(def.parent->type);
     auto parent_id = lr.get(def.parent->column);
@@ -203,7 +208,8 @@ Status ChangeMapper::map_row(const SourceRow& lr, Images& images, std::vector<Ou
       change.context[def.parent->context_key] = (*previous)->parent_reference;
     }
   } else {
-    auto img = image_of(lr, images, *id, echo->ours);
+    auto img = image_of(lr, images, *id, echo->ours,
+                        *previous ? (*previous)->entity_reference : std::string());
     if (!img) return img.error();
     change.operation = *previous ? Operation::update : Operation::create;
     change.entity_reference = img->entity_reference;

@@ -95,9 +95,10 @@ class ChangeMapper {
 
   // Maps one row to at most one change, appended to `out`, updating the image overlay.
   Status map_row(const SourceRow& row, Images& images, std::vector<OutboxEntry>& out);
-  // The row as an image in wire form (ids translated to names).
+  // The row as an image in wire form (ids translated to names). `reference`: the entity's global
+  // reference when the caller knows it already ("" = look it up).
   Result<EntityImage> image_of(const SourceRow& row, Images& images, const std::string& id,
-                               bool ours);
+                               bool ours, const std::string& reference = "");
   // New contacts carry their primary email (context.primary_email) so a peer can match them.
   Status add_primary_emails(std::vector<OutboxEntry>& records);
 

@@ -46,7 +46,10 @@ Error storage_error(const rocksdb::Status& s, const std::string& what) {
 
 std::string encode_entry(const Change& c, const std::string& came_from, std::int64_t at,
                          const std::string& only_to = "") {
-  json::object o{{"change", to_json(c)}, {"from", came_from}, {"at", at}};
+  json::object o;  // assigned one by one: an initializer list would copy the change's JSON
+  o["change"] = to_json(c);
+  o["from"] = came_from;
+  o["at"] = at;
   if (!only_to.empty()) o["to"] = only_to;
   return json::serialize(o);
 }
@@ -76,9 +79,14 @@ Result<Entry> decode_entry(std::uint64_t seq, const rocksdb::Slice& value) {
   return e;
 }
 
+// {"ref":..,"parent":..,"values":{..}}, written without copying the values into a new object.
 std::string encode_image(const EntityImage& img) {
-  return json::serialize(json::object{
-      {"ref", img.entity_reference}, {"parent", img.parent_reference}, {"values", img.values}});
+  std::string out = "{\"ref\":" + json::serialize(json::string(img.entity_reference)) +
+                    ",\"parent\":" + json::serialize(json::string(img.parent_reference)) +
+                    ",\"values\":";
+  out += json::serialize(img.values);
+  out += '}';
+  return out;
 }
 
 }  // namespace
@@ -214,12 +222,12 @@ Result<std::optional<EntityImage>> Store::image(const std::string& key) {
   json::value j = json::parse(v, ec);
   if (ec || !j.is_object()) return make_error(Errc::storage, "corrupt entity image " + key);
   EntityImage img;
-  const auto& o = j.get_object();
+  auto& o = j.get_object();
   if (auto* r = o.if_contains("ref"); r && r->is_string()) img.entity_reference = r->get_string();
   if (auto* p = o.if_contains("parent"); p && p->is_string())
     img.parent_reference = p->get_string();
   if (auto* vals = o.if_contains("values"); vals && vals->is_object())
-    img.values = vals->get_object();
+    img.values = std::move(vals->get_object());
   return std::optional<EntityImage>{std::move(img)};
 }
 
