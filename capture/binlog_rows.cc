@@ -519,25 +519,24 @@ Result<std::uint64_t> rows_table_id(std::string_view body) {
 }
 
 namespace {
-// A compressed rows event (log_bin_compress) as the plain one: the 8-byte post-header, then one
-// byte 0x80 | n, the uncompressed length in n big-endian bytes, and the zlib stream of the rest.
-Result<std::string> uncompress_rows(std::string_view body) {
-  if (body.size() < 10) return malformed("compressed rows event too short");
-  const auto head = static_cast<unsigned char>(body[8]);
+// The rows part of a compressed rows event (log_bin_compress; MariaDB compresses what follows the
+// bitmaps): one byte 0x80 | n, the uncompressed length in n big-endian bytes, a zlib stream.
+Result<std::string> uncompress_rows(std::string_view packed) {
+  if (packed.empty()) return malformed("compressed rows event without rows");
+  const auto head = static_cast<unsigned char>(packed[0]);
   const std::size_t n = head & 7;
-  if ((head & 0x80) == 0 || n == 0 || n > 4 || body.size() < 9 + n) {
+  if ((head & 0x80) == 0 || n == 0 || n > 4 || packed.size() < 1 + n) {
     return malformed("compressed rows event has a bad length header");
   }
   std::size_t len = 0;
-  for (std::size_t i = 0; i < n; ++i) len = (len << 8) | static_cast<unsigned char>(body[9 + i]);
+  for (std::size_t i = 0; i < n; ++i) len = (len << 8) | static_cast<unsigned char>(packed[1 + i]);
   if (len > (std::size_t{1} << 30)) return malformed("compressed rows event claims over 1 GiB");
-  std::string out(body.substr(0, 8));
-  out.resize(8 + len);
+  std::string out(len, '\0');
   uLongf got = static_cast<uLongf>(len);
-  const std::string_view packed = body.substr(9 + n);
-  if (uncompress(reinterpret_cast<Bytef*>(out.data() + 8), &got,
-                 reinterpret_cast<const Bytef*>(packed.data()),
-                 static_cast<uLong>(packed.size())) != Z_OK ||
+  const std::string_view stream = packed.substr(1 + n);
+  if (uncompress(reinterpret_cast<Bytef*>(out.data()), &got,
+                 reinterpret_cast<const Bytef*>(stream.data()),
+                 static_cast<uLong>(stream.size())) != Z_OK ||
       got != len) {
     return malformed("compressed rows event does not uncompress to its stated length");
   }
@@ -546,11 +545,10 @@ Result<std::string> uncompress_rows(std::string_view body) {
 }  // namespace
 
 Result<RowsEvent> parse_rows(std::uint8_t event_type, std::string_view body, const TableMap& map) {
-  if (event_type >= kWriteRowsCompressedV1 && event_type <= kDeleteRowsCompressedV1) {
-    auto plain = uncompress_rows(body);
-    if (!plain) return plain.error();
-    return parse_rows(static_cast<std::uint8_t>(event_type - kWriteRowsCompressedV1 + kWriteRowsV1),
-                      *plain, map);
+  const bool compressed =
+      event_type >= kWriteRowsCompressedV1 && event_type <= kDeleteRowsCompressedV1;
+  if (compressed) {
+    event_type = static_cast<std::uint8_t>(event_type - kWriteRowsCompressedV1 + kWriteRowsV1);
   }
   if (event_type != kWriteRowsV1 && event_type != kUpdateRowsV1 && event_type != kDeleteRowsV1) {
     return malformed("event type " + std::to_string(event_type) + " is not a v1 rows event");
@@ -573,6 +571,13 @@ Result<RowsEvent> parse_rows(std::uint8_t event_type, std::string_view body, con
   if (event_type == kUpdateRowsV1) {
     if (!r.need(bitmap_bytes)) return malformed("rows event bitmap is cut short");
     present_after = std::string(r.take(bitmap_bytes));
+  }
+  std::string unpacked;
+  if (compressed) {
+    auto rows = uncompress_rows(r.take(r.left()));
+    if (!rows) return rows.error();
+    unpacked = std::move(*rows);
+    r = Reader(unpacked);
   }
   bool after = false;
   while (r.left() > 0) {

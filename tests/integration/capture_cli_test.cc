@@ -244,6 +244,36 @@ TEST_F(BinlogCli, ACursorWhoseBinlogWasPurgedStopsCaptureWithExit4UntilSnapshotR
   EXPECT_EQ(outbox().count("update civi1-" + id + " last_name=\"After\""), 1u);
 }
 
+TEST_F(BinlogCli, CheckAndStatusShowTheBinlogSettingsAndTheRetentionHeadroom) {
+  auto root = a_->db().connect();
+  ASSERT_TRUE(root.exec("SET GLOBAL binlog_row_metadata = 'MINIMAL'"));
+  int rc = 0;
+  std::string out = civishare({"check"}, &rc);
+  EXPECT_EQ(rc, 1) << out;
+  EXPECT_NE(out.find("binlog_row_metadata is MINIMAL"), std::string::npos) << out;
+  EXPECT_NE(out.find("fix: set binlog_row_metadata=FULL"), std::string::npos) << out;
+  EXPECT_EQ(out.find("log_date"), std::string::npos) << out;  // the log tables are not used
+  ASSERT_TRUE(root.exec("SET GLOBAL binlog_row_metadata = 'FULL'"));
+  ASSERT_TRUE(root.exec("SET GLOBAL binlog_expire_logs_seconds = 86400"));
+  a_->init();
+  out = civishare({"check"}, &rc);
+  EXPECT_NE(out.find("ok      binlog: ROW format"), std::string::npos) << out;
+  civishare({"run", "--once"}, &rc);
+  EXPECT_EQ(rc, 3);
+  out = civishare({"status", "--json"}, &rc);
+  ASSERT_EQ(rc, 0) << out;
+  auto status = boost::json::parse(out.substr(out.find('{'))).as_object();
+  EXPECT_EQ(status.at("capture_source"), "binlog");
+  EXPECT_EQ(std::string(status.at("cursor").as_string()).rfind("gtid:", 0), 0u) << out;
+  EXPECT_EQ(status.at("binlog_expire_s").as_int64(), 86400);
+  const auto headroom = status.at("binlog_retention_headroom_s").as_int64();
+  EXPECT_GT(headroom, 86400 - 120);
+  EXPECT_LE(headroom, 86400);
+  out = civishare({"status"}, &rc);
+  EXPECT_NE(out.find("binlog retention headroom: "), std::string::npos) << out;
+  EXPECT_NE(out.find("(binlog_expire_logs_seconds 86400)"), std::string::npos) << out;
+}
+
 TEST_F(BinlogCli, ATwoHundredThousandRowTransactionIsCapturedWholeInBoundedMemory) {
   const std::string config = a_->config_path();
   a_->init();

@@ -61,27 +61,37 @@ class Faults : public ::testing::Test {
               n + "/" + n + "/" + n);
   }
 
+  void both_databases_restarted_mid_run() {
+    link();
+    write_burst(*a_, "x", kContacts);
+    ASSERT_TRUE(b_matches_a());
+
+    a_->db().stop();
+    b_->db().stop();
+    std::this_thread::sleep_for(2s);  // both agents notice and keep retrying
+    a_->db().start();
+    b_->db().start();
+    write_burst(*a_, "y", kContacts);
+    ASSERT_TRUE(b_matches_a());
+    expect_each_applied_once(2);
+    EXPECT_TRUE(a_->running());
+    EXPECT_TRUE(b_->running());
+    // The restarts did hit both: A's capture and B's applier each lost their connection.
+    EXPECT_NE(a_->log().find("ERROR capture"), std::string::npos) << a_->log();
+    EXPECT_NE(b_->log().find("ERROR applier"), std::string::npos) << b_->log();
+  }
+
   std::unique_ptr<TestNode> a_, b_;
 };
 
 TEST_F(Faults, BothDatabasesRestartedMidRunCaptureAndApplierResumeAlone) {
-  link();
-  write_burst(*a_, "x", kContacts);
-  ASSERT_TRUE(b_matches_a());
+  both_databases_restarted_mid_run();
+}
 
-  a_->db().stop();
-  b_->db().stop();
-  std::this_thread::sleep_for(2s);  // both agents notice and keep retrying
-  a_->db().start();
-  b_->db().start();
-  write_burst(*a_, "y", kContacts);
-  ASSERT_TRUE(b_matches_a());
-  expect_each_applied_once(2);
-  EXPECT_TRUE(a_->running());
-  EXPECT_TRUE(b_->running());
-  // The restarts did hit both: A's capture and B's applier each lost their connection.
-  EXPECT_NE(a_->log().find("ERROR capture"), std::string::npos) << a_->log();
-  EXPECT_NE(b_->log().find("ERROR applier"), std::string::npos) << b_->log();
+// The binlog source's stream breaks with the server; it reconnects and resumes from its cursor.
+TEST_F(Faults, BothDatabasesRestartedMidRunTheBinlogSourceResumesFromItsCursor) {
+  a_->capture_source = b_->capture_source = "binlog";
+  both_databases_restarted_mid_run();
 }
 
 TEST_F(Faults, TargetDatabaseDownChangesWaitInTheInboxAndApplyOnceItReturns) {
