@@ -79,9 +79,9 @@ class Reader {
     at_ += n;
     return v;
   }
-  std::uint64_t le(std::size_t n) {  // little-endian unsigned of n bytes
+  std::uint64_t le(std::size_t n) {  // little-endian unsigned of n bytes (the first 8 count)
     std::uint64_t v = 0;
-    for (std::size_t i = 0; i < n; ++i)
+    for (std::size_t i = 0; i < n && i < 8; ++i)
       v |= static_cast<std::uint64_t>(static_cast<unsigned char>(s_[at_ + i])) << (8 * i);
     at_ += n;
     return v;
@@ -130,12 +130,17 @@ std::string fraction(Reader& r, int fsp) {
 
 std::string decimal_text(Reader& r, int precision, int scale, bool* ok) {
   static const int dig2bytes[10] = {0, 1, 1, 2, 2, 3, 3, 4, 4, 4};
+  // MariaDB's limits; anything else is a broken table map (found by fuzz_binlog_rows).
+  if (precision <= 0 || precision > 65 || scale < 0 || scale > 38 || scale > precision) {
+    *ok = false;
+    return "";
+  }
   const int intg = precision - scale;
   const int intg0 = intg / 9, intg0x = intg - intg0 * 9;
   const int frac0 = scale / 9, frac0x = scale - frac0 * 9;
   const std::size_t size =
       static_cast<std::size_t>(intg0 * 4 + dig2bytes[intg0x] + frac0 * 4 + dig2bytes[frac0x]);
-  if (!r.need(size) || precision <= 0 || scale > precision) {
+  if (!r.need(size)) {
     *ok = false;
     return "";
   }
@@ -266,6 +271,7 @@ Result<std::string> value(Reader& r, const Column& col) {
     }
     case kDateTime2: {
       const int fsp = col.meta;
+      if (fsp > 6) return malformed("column " + col.name + " claims more than 6 fractional digits");
       if (auto s = need(5 + static_cast<std::size_t>((fsp + 1) / 2)); !s) return s.error();
       const std::int64_t packed = static_cast<std::int64_t>(r.be(5)) - 0x8000000000LL;
       const std::int64_t ymd = packed >> 17, hms = packed % (1 << 17);
@@ -279,6 +285,7 @@ Result<std::string> value(Reader& r, const Column& col) {
     }
     case kTimestamp2: {
       const int fsp = col.meta;
+      if (fsp > 6) return malformed("column " + col.name + " claims more than 6 fractional digits");
       if (auto s = need(4 + static_cast<std::size_t>((fsp + 1) / 2)); !s) return s.error();
       const std::time_t secs = static_cast<std::time_t>(r.be(4));
       if (secs == 0) return std::string("0000-00-00 00:00:00") + fraction(r, fsp);
@@ -290,6 +297,7 @@ Result<std::string> value(Reader& r, const Column& col) {
     }
     case kTime2: {
       const int fsp = col.meta;
+      if (fsp > 6) return malformed("column " + col.name + " claims more than 6 fractional digits");
       const std::size_t fbytes = static_cast<std::size_t>((fsp + 1) / 2);
       if (auto s = need(3 + fbytes); !s) return s.error();
       // Integer part and fraction together form one signed big-endian number.
@@ -530,10 +538,13 @@ Result<std::string> uncompress_rows(std::string_view packed) {
   }
   std::size_t len = 0;
   for (std::size_t i = 0; i < n; ++i) len = (len << 8) | static_cast<unsigned char>(packed[1 + i]);
-  if (len > (std::size_t{1} << 30)) return malformed("compressed rows event claims over 1 GiB");
+  const std::string_view stream = packed.substr(1 + n);
+  // zlib expands at most about 1032:1: a larger claim is a lie (and would allocate it).
+  if (len > stream.size() * 1032 + 64 || len > (std::size_t{1} << 30)) {
+    return malformed("compressed rows event claims more than its data can hold");
+  }
   std::string out(len, '\0');
   uLongf got = static_cast<uLongf>(len);
-  const std::string_view stream = packed.substr(1 + n);
   if (uncompress(reinterpret_cast<Bytef*>(out.data()), &got,
                  reinterpret_cast<const Bytef*>(stream.data()),
                  static_cast<uLong>(stream.size())) != Z_OK ||
@@ -583,6 +594,8 @@ Result<RowsEvent> parse_rows(std::uint8_t event_type, std::string_view body, con
   while (r.left() > 0) {
     const std::string& bitmap = (event_type == kUpdateRowsV1 && after) ? present_after : present;
     const std::size_t used = count_bits(bitmap, cols);
+    // A row of no columns takes no bytes: the loop would never end (found by fuzz_binlog_rows).
+    if (used == 0) return malformed("rows event whose rows have no columns");
     const std::size_t null_bytes = (used + 7) / 8;
     if (!r.need(null_bytes)) return malformed("row null bitmap is cut short");
     const std::string nulls(r.take(null_bytes));

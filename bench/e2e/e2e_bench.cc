@@ -2,6 +2,7 @@
 // (A sends all four types to B), writes on A the way CiviCRM does, measured on B.
 //
 //   build/bench/bench_e2e [--contacts N] [--latency-seconds S] [--rate R] [--queue M]
+//                         [--source log_tables|binlog]
 //
 // Phases, all in one run:
 //  1. throughput: N transactions on A (contact + email + phone + address each), then N
@@ -77,6 +78,7 @@ struct Options {
   int latency_seconds = 20;
   int rate = 500;
   long queue = 1000000;
+  std::string source = "log_tables";  // A's capture source: log_tables | binlog
 };
 
 Options parse(int argc, char** argv) {
@@ -93,6 +95,8 @@ Options parse(int argc, char** argv) {
       o.rate = std::stoi(v);
     else if (k == "--queue")
       o.queue = std::stol(v);
+    else if (k == "--source" && (v == "log_tables" || v == "binlog"))
+      o.source = v;
     else
       throw std::runtime_error("unknown option " + k);
   }
@@ -181,6 +185,8 @@ int main(int argc, char** argv) try {
       "civishare.change.contact.phone", "civishare.change.contact.address"};
   a.poll_interval_ms = 500;
   b.poll_interval_ms = 500;
+  a.capture_source = o.source;
+  b.capture_source = o.source;
   a.configure({{Link{"b", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", all, {}}, &b}});
   b.configure({{Link{"a", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", {}, all}, &a}});
   a.init();
@@ -331,7 +337,8 @@ int main(int argc, char** argv) try {
     std::fprintf(stderr, "queued %ld of %ld\n", q, expected);
   }
 
-  std::printf("end to end, log-table capture, poll_interval_ms = 500, 2 agents, 2 MariaDB\n\n");
+  std::printf("end to end, capture from %s, poll_interval_ms = 500, 2 agents, 2 MariaDB\n\n",
+              o.source == "binlog" ? "the binlog" : "the log tables");
   std::printf(
       "throughput: %ld changes (%ld contacts x contact+email+phone+address, then an update "
       "of name and phone)\n",

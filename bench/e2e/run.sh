@@ -4,6 +4,7 @@
 # latency, memory and disk figures next to the references measured in the same run.
 #
 #   bench/e2e/run.sh [--contacts N] [--latency-seconds S] [--rate R] [--queue M]
+#                    [--source log_tables|binlog]
 #
 # Defaults: 10,000 contacts (60,000 changes), 20 s at 500 changes/s, 1,000,000 changes queued
 # with the receiving agent down. Needs what `deploy/setup.sh --test` installs. Takes ~5 minutes.

@@ -9,7 +9,7 @@ build="$1"
 seconds="${2:-30}"
 work="${FUZZ_WORK_DIR:-$(mktemp -d /tmp/civishare-fuzz.XXXXXX)}"
 status=0
-for target in message signature config log_row; do
+for target in message signature config log_row binlog_rows; do
   mkdir -p "$work/$target"
   cp -n "$here/corpus/$target/"* "$work/$target/" 2>/dev/null || true
   echo "==> fuzz_$target for ${seconds}s"

@@ -44,7 +44,8 @@ void TestNode::configure(const std::vector<std::pair<Link, const TestNode*>>& li
                      capture_source + "\"\npoll_interval_ms = " + std::to_string(poll_interval_ms) +
                      (capture_source == "binlog" ? "\nserver_id = " + std::to_string(1000 + port_)
                                                  : std::string()) +
-                     "\n\n"
+                     "\n" + capture_extra +
+                     "\n"
                      "[receiver]\nlisten = \"127.0.0.1:" +
                      std::to_string(port_) + "\"\n" + receiver_extra + "\n[applier]\n" +
                      applier_section + "\n";

@@ -38,6 +38,7 @@ class TestNode {
   int poll_interval_ms = 200;  // [capture] poll_interval_ms written by configure()
   // [capture] source written by configure(); "binlog" also gets a server_id of its own.
   std::string capture_source = "log_tables";
+  std::string capture_extra;  // more lines for the [capture] section
 
   // Writes the config: links to other nodes (whose receiver ports come from `peers`), plus any
   // extra TOML appended to the [receiver] section and the end of the file.
