@@ -113,6 +113,57 @@ std::string two(int v) {
   return b;
 }
 
+// "YYYY-MM-DD hh:mm:ss" without printf or the C library's time zone lock (gmtime_r takes one):
+// the hot path of every DATETIME and TIMESTAMP value.
+void put_digits(std::string& out, long long v, int width) {
+  char b[24];
+  int n = 0;
+  unsigned long long u = v < 0 ? 0ULL : static_cast<unsigned long long>(v);
+  do {
+    b[n++] = static_cast<char>('0' + u % 10);
+    u /= 10;
+  } while (u && n < 20);
+  while (n < width) b[n++] = '0';
+  while (n) out.push_back(b[--n]);
+}
+
+std::string date_time_text(long long y, long long mo, long long d, long long h, long long mi,
+                           long long s) {
+  std::string out;
+  out.reserve(26);
+  put_digits(out, y, 4);
+  out.push_back('-');
+  put_digits(out, mo, 2);
+  out.push_back('-');
+  put_digits(out, d, 2);
+  out.push_back(' ');
+  put_digits(out, h, 2);
+  out.push_back(':');
+  put_digits(out, mi, 2);
+  out.push_back(':');
+  put_digits(out, s, 2);
+  return out;
+}
+
+// Unix seconds as UTC "YYYY-MM-DD hh:mm:ss" (days to civil date: H. Hinnant's algorithm).
+std::string utc_text(std::int64_t secs) {
+  std::int64_t days = secs / 86400, rem = secs % 86400;
+  if (rem < 0) {
+    rem += 86400;
+    --days;
+  }
+  const std::int64_t z = days + 719468;
+  const std::int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+  const std::int64_t doe = z - era * 146097;
+  const std::int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+  const std::int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+  const std::int64_t mp = (5 * doy + 2) / 153;
+  const std::int64_t d = doy - (153 * mp + 2) / 5 + 1;
+  const std::int64_t m = mp < 10 ? mp + 3 : mp - 9;
+  const std::int64_t y = yoe + era * 400 + (m <= 2 ? 1 : 0);
+  return date_time_text(y, m, d, rem / 3600, (rem / 60) % 60, rem % 60);
+}
+
 // ".ddd" for fractional seconds stored as 2, 4 or 6 decimal digits in (fsp+1)/2 bytes.
 std::string fraction_text(std::int64_t frac, int fsp) {
   if (fsp <= 0) return "";
@@ -276,12 +327,8 @@ Result<std::string> value(Reader& r, const Column& col) {
       const std::int64_t packed = static_cast<std::int64_t>(r.be(5)) - 0x8000000000LL;
       const std::int64_t ymd = packed >> 17, hms = packed % (1 << 17);
       const std::int64_t ym = ymd >> 5;
-      char b[64];
-      std::snprintf(b, sizeof b, "%04lld-%02lld-%02lld %02lld:%02lld:%02lld",
-                    static_cast<long long>(ym / 13), static_cast<long long>(ym % 13),
-                    static_cast<long long>(ymd % 32), static_cast<long long>(hms >> 12),
-                    static_cast<long long>((hms >> 6) % 64), static_cast<long long>(hms % 64));
-      return std::string(b) + fraction(r, fsp);
+      return date_time_text(ym / 13, ym % 13, ymd % 32, hms >> 12, (hms >> 6) % 64, hms % 64) +
+             fraction(r, fsp);
     }
     case kTimestamp2: {
       const int fsp = col.meta;
@@ -289,11 +336,7 @@ Result<std::string> value(Reader& r, const Column& col) {
       if (auto s = need(4 + static_cast<std::size_t>((fsp + 1) / 2)); !s) return s.error();
       const std::time_t secs = static_cast<std::time_t>(r.be(4));
       if (secs == 0) return std::string("0000-00-00 00:00:00") + fraction(r, fsp);
-      std::tm tm{};
-      ::gmtime_r(&secs, &tm);  // the text a '+00:00' session shows
-      char b[32];
-      std::strftime(b, sizeof b, "%Y-%m-%d %H:%M:%S", &tm);
-      return std::string(b) + fraction(r, fsp);
+      return utc_text(secs) + fraction(r, fsp);  // the text a '+00:00' session shows
     }
     case kTime2: {
       const int fsp = col.meta;
