@@ -15,6 +15,7 @@
 #include <map>
 #include <thread>
 
+#include "bench/bench_util.h"
 #include "capture/binlog_rows.h"
 #include "capture/binlog_source.h"
 #include "capture/binlog_stream.h"
@@ -23,40 +24,7 @@
 
 namespace {
 using namespace civishare;
-using Clock = std::chrono::steady_clock;
-
-double since(Clock::time_point t) {
-  return std::chrono::duration<double>(Clock::now() - t).count();
-}
-
-double cpu_seconds() {
-  rusage u{};
-  getrusage(RUSAGE_SELF, &u);
-  return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
-         static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
-}
-
-long peak_rss_mb() {
-  rusage u{};
-  getrusage(RUSAGE_SELF, &u);
-  return u.ru_maxrss / 1024;
-}
-
-void must(const Status& s, const char* what) {
-  if (!s) {
-    std::fprintf(stderr, "%s: %s\n", what, s.error().message.c_str());
-    std::exit(1);
-  }
-}
-
-template <typename T>
-T must(Result<T> r, const char* what) {
-  if (!r) {
-    std::fprintf(stderr, "%s: %s\n", what, r.error().message.c_str());
-    std::exit(1);
-  }
-  return std::move(*r);
-}
+using namespace civishare::bench;
 
 // Streams from `from` to the end and decodes every row of every table: the decoder's own speed.
 std::size_t decode_all(const db::ConnectionOptions& connection, const std::string& from) {

@@ -11,37 +11,14 @@
 #include <filesystem>
 #include <thread>
 
+#include "bench/bench_util.h"
 #include "capture/log_table_source.h"
 #include "schemas/db/civishare_tables.h"
 #include "tests/support/mariadb_server.h"
 
 namespace {
 using namespace civishare;
-using Clock = std::chrono::steady_clock;
-
-double since(Clock::time_point t) {
-  return std::chrono::duration<double>(Clock::now() - t).count();
-}
-
-double cpu_seconds() {
-  rusage u{};
-  getrusage(RUSAGE_SELF, &u);
-  return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
-         static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
-}
-
-long peak_rss_mb() {
-  rusage u{};
-  getrusage(RUSAGE_SELF, &u);
-  return u.ru_maxrss / 1024;
-}
-
-void must(const Status& s, const char* what) {
-  if (!s) {
-    std::fprintf(stderr, "%s: %s\n", what, s.error().message.c_str());
-    std::exit(1);
-  }
-}
+using namespace civishare::bench;
 
 }  // namespace
 

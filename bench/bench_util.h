@@ -1,0 +1,52 @@
+// Small helpers the capture benchmarks share: wall and CPU time, peak RSS, exit on error.
+#pragma once
+
+#include <sys/resource.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+
+#include "schemas/result.h"
+
+namespace civishare::bench {
+
+using Clock = std::chrono::steady_clock;
+
+inline double since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
+
+// CPU seconds of this process so far (all threads, user + system).
+inline double cpu_seconds() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
+         static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
+}
+
+inline long peak_rss_mb() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return u.ru_maxrss / 1024;
+}
+
+// Prints what failed and exits 1.
+inline void must(const Status& s, const char* what) {
+  if (!s) {
+    std::fprintf(stderr, "%s: %s\n", what, s.error().message.c_str());
+    std::exit(1);
+  }
+}
+
+// The value, or prints what failed and exits 1.
+template <typename T>
+T must(Result<T> r, const char* what) {
+  if (!r) {
+    std::fprintf(stderr, "%s: %s\n", what, r.error().message.c_str());
+    std::exit(1);
+  }
+  return std::move(*r);
+}
+
+}  // namespace civishare::bench
