@@ -157,7 +157,7 @@ TEST(Config, AWorldReadableFileIsLoadedWithAWarningAndNoSecretInIt) {
 }
 
 TEST(Config, EveryShippedExampleParses) {
-  for (const char* name : {"sidecar", "catchup", "replay"}) {
+  for (const char* name : {"sidecar", "catchup", "replay", "binlog"}) {
     std::ifstream in(std::string(CIVISHARE_SOURCE_DIR) + "/deploy/examples/" + name + ".toml");
     ASSERT_TRUE(in) << name;
     std::stringstream ss;
