@@ -3,6 +3,7 @@
 #include <unistd.h>
 #include <algorithm>
 #include <boost/json.hpp>
+#include <charconv>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
@@ -117,6 +118,16 @@ Result<std::unique_ptr<CaptureSource>> open_source(const Config& c, Store& store
   return LogTableSource::as_capture_source(std::move(*source));
 }
 
+// A number the agent stored itself; nullopt if the store holds anything else (never throws).
+std::optional<std::int64_t> stored_number(const Result<std::optional<std::string>>& value) {
+  if (!value || !*value) return std::nullopt;
+  std::int64_t n = 0;
+  const std::string& s = **value;
+  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), n);
+  if (ec != std::errc() || end != s.data() + s.size()) return std::nullopt;
+  return n;
+}
+
 const char* cursor_name(const Config& c) {
   return c.capture.source == "binlog" ? BinlogSource::kCursorName : LogTableSource::kCursorName;
 }
@@ -124,9 +135,9 @@ const char* cursor_name(const Config& c) {
 // Seconds the capture cursor is behind now, when known.
 std::optional<std::int64_t> capture_lag(const Config& c, Store& store, std::int64_t now) {
   if (c.capture.source == "binlog") {
-    auto at = store.cursor(BinlogSource::kCursorTimeName);
-    if (!at || !*at || (*at)->empty()) return std::nullopt;
-    return now - std::stoll(**at);
+    auto at = stored_number(store.cursor(BinlogSource::kCursorTimeName));
+    if (!at) return std::nullopt;
+    return now - *at;
   }
   auto cur = store.cursor(LogTableSource::kCursorName);
   if (!cur || !*cur) return std::nullopt;
@@ -435,12 +446,11 @@ Result<boost::json::object> status_object(const Config& config, Store& store) {
   if (auto lag = capture_lag(config, store, now)) out["capture_lag_s"] = *lag;
   if (config.capture.source == "binlog") {
     // How long until the server's binlog expiry would purge the binlog the cursor is in.
-    auto expire = store.cursor(BinlogSource::kExpiryName);
-    auto at = store.cursor(BinlogSource::kCursorTimeName);
-    if (expire && *expire && at && *at && !(*at)->empty()) {
-      const std::int64_t expire_s = std::stoll(**expire);
-      out["binlog_expire_s"] = expire_s;
-      if (expire_s > 0) out["binlog_retention_headroom_s"] = expire_s - (now - std::stoll(**at));
+    auto expire = stored_number(store.cursor(BinlogSource::kExpiryName));
+    auto at = stored_number(store.cursor(BinlogSource::kCursorTimeName));
+    if (expire && at) {
+      out["binlog_expire_s"] = *expire;
+      if (*expire > 0) out["binlog_retention_headroom_s"] = *expire - (now - *at);
     }
   }
   out["inbox"] = store.inbox_size();

@@ -1,5 +1,6 @@
 #include "capture/binlog_source.h"
 
+#include <charconv>
 #include <chrono>
 #include <unordered_map>
 
@@ -126,13 +127,9 @@ struct BinlogSource::Impl {
     MapperOptions m;
     m.node = o.node;
     m.registry = o.registry;
-    m.echo = [this](const SourceRow&) -> Result<EchoInfo> {
-      EchoInfo info;
-      if (current && current->echo) {
-        info.ours = true;
-        info.link = current->echo;
-      }
-      return info;
+    m.ours = [this](const SourceRow&) { return current && current->echo; };
+    m.link = [this](const SourceRow&) -> Result<std::optional<Echo>> {
+      return current ? current->echo : std::nullopt;
     };
     return m;
   }
@@ -427,10 +424,19 @@ Result<PollResult> BinlogSource::poll() {
     if (!reader) return reader.error();
     auto partial = impl.store.cursor(kPartialName);
     if (!partial) return partial.error();
-    if (*partial && !(*partial)->empty()) {
-      const auto colon = (*partial)->rfind(':');
-      (*reader)->partial_gtid = (*partial)->substr(0, colon);
-      (*reader)->partial_rows = std::stoull((*partial)->substr(colon + 1));
+    if (*partial && !(*partial)->empty()) {  // "<gtid>:<rows done>", written by commit()
+      const std::string& p = **partial;
+      const auto colon = p.rfind(':');
+      std::uint64_t rows = 0;
+      auto [end, ec] = colon == std::string::npos
+                           ? std::from_chars_result{p.data(), std::errc::invalid_argument}
+                           : std::from_chars(p.data() + colon + 1, p.data() + p.size(), rows);
+      if (ec != std::errc() || end != p.data() + p.size()) {
+        return make_error(Errc::storage, "the store's binlog.partial marker `" + p +
+                                             "` is not <gtid>:<rows>; the store is damaged");
+      }
+      (*reader)->partial_gtid = p.substr(0, colon);
+      (*reader)->partial_rows = rows;
     }
     impl.live = std::move(*reader);
   }

@@ -193,8 +193,7 @@ Status ChangeMapper::map_row(const SourceRow& lr, Images& images, std::vector<Ou
     images.pending[key] = std::nullopt;
     return ok_status();  // never shared: nothing to delete elsewhere
   }
-  auto echo = o_.echo ? o_.echo(lr) : Result<EchoInfo>(EchoInfo{});
-  if (!echo) return echo.error();
+  const bool ours = o_.ours && o_.ours(lr);
 
   Change change;
   change.type = def.type;
@@ -208,8 +207,8 @@ Status ChangeMapper::map_row(const SourceRow& lr, Images& images, std::vector<Ou
       change.context[def.parent->context_key] = (*previous)->parent_reference;
     }
   } else {
-    auto img = image_of(lr, images, *id, echo->ours,
-                        *previous ? (*previous)->entity_reference : std::string());
+    auto img =
+        image_of(lr, images, *id, ours, *previous ? (*previous)->entity_reference : std::string());
     if (!img) return img.error();
     change.operation = *previous ? Operation::update : Operation::create;
     change.entity_reference = img->entity_reference;
@@ -225,11 +224,15 @@ Status ChangeMapper::map_row(const SourceRow& lr, Images& images, std::vector<Ou
   }
   change.id = o_.node + "-" + lr.hash();
   OutboxEntry entry;
-  if (echo->link) {  // our applier's write: carry the chain of the change it applied on
-    change.id = echo->link->change_id;
-    change.timestamp = echo->link->timestamp;
-    change.loop_detection = echo->link->chain;
-    entry.came_from = echo->link->came_from;
+  if (ours && o_.link) {  // our applier's write: carry the chain of the change it applied on
+    auto link = o_.link(lr);
+    if (!link) return link.error();
+    if (*link) {
+      change.id = (*link)->change_id;
+      change.timestamp = (*link)->timestamp;
+      change.loop_detection = (*link)->chain;
+      entry.came_from = (*link)->came_from;
+    }
   }
   change.loop_detection.push_back(change_signature(change, o_.node));
   entry.change = std::move(change);

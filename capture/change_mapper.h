@@ -51,12 +51,6 @@ struct Echo {
   std::string came_from;
   std::vector<std::string> chain;
 };
-// ours: the row was written by one of our appliers (its references are looked up in the idmap);
-// link: the change it came from, when known.
-struct EchoInfo {
-  bool ours = false;
-  std::optional<Echo> link;
-};
 
 // The Echo in a civishare_applied row (columns change_id, change_timestamp, came_from, chain);
 // nullopt without a change id.
@@ -67,9 +61,12 @@ struct MapperOptions {
   std::string node;
   const TypeRegistry* registry = nullptr;  // nullptr = built-in types
   std::int64_t api_contact_id = 0;         // the APIv4 applier keeps its idmap in the store
-  // How the source recognises our appliers' writes; called only for a row that becomes a change
-  // (`link` needed) or needs references (`ours` needed).
-  std::function<Result<EchoInfo>(const SourceRow&)> echo;
+  // How the source recognises our appliers' writes. `ours`: the row was written by one of them
+  // (its references are then looked up in the idmap). `link`: the change the applier applied
+  // when it wrote the row; called only for a row of ours that becomes a change; nullopt = not
+  // known. Either may be empty (= never ours).
+  std::function<bool(const SourceRow&)> ours;
+  std::function<Result<std::optional<Echo>>(const SourceRow&)> link;
 };
 
 class ChangeMapper {

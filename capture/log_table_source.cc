@@ -2,14 +2,12 @@
 
 #include <algorithm>
 #include <chrono>
-#include <cstring>
 #include <map>
 #include <thread>
 #include <unordered_map>
 
 #include "capture/change_mapper.h"
 #include "schemas/crash_point.h"
-#include "schemas/crypto.h"
 #include "schemas/db/civishare_tables.h"
 #include "schemas/log.h"
 
@@ -50,7 +48,8 @@ struct LogTableSource::Impl {
     m.node = o.node;
     m.registry = o.registry;
     m.api_contact_id = o.api_contact_id;
-    m.echo = [this](const SourceRow& row) { return echo_of(row); };
+    m.ours = [this](const SourceRow& row) { return written_by_us(row); };
+    m.link = [this](const SourceRow& row) { return echo_of(row); };
     return m;
   }
 
@@ -108,14 +107,22 @@ struct LogTableSource::Impl {
     return rows;  // table by table, parents' table first: the order scan() streams them in
   }
 
-  // Our appliers' writes: the SQL applier's marker in log_conn_id (its civishare_applied row has
-  // the change), or the APIv4 applier's contact in log_user_id (it noted what it wrote).
-  Result<EchoInfo> echo_of(const LogRow& lr) {
-    EchoInfo info;
+  // Whether our own appliers wrote this row: the SQL applier's marker in log_conn_id, or the
+  // APIv4 applier's contact in log_user_id.
+  bool written_by_us(const LogRow& lr) const {
+    auto conn = lr.get("log_conn_id");
+    if (conn && db::apply_id_from_marker(*conn)) return true;
+    auto user = lr.get("log_user_id");
+    return o.api_contact_id > 0 && user && *user == std::to_string(o.api_contact_id);
+  }
+
+  // The change behind one of our writes: the SQL applier's civishare_applied row (by the apply
+  // id in the marker), or what the APIv4 applier noted for the entity.
+  Result<std::optional<Echo>> echo_of(const LogRow& lr) {
+    std::optional<Echo> link;
     const TypeDefinition& def = *lr.type;
     if (auto user = lr.get("log_user_id");
         o.api_contact_id > 0 && user && *user == std::to_string(o.api_contact_id)) {
-      info.ours = true;
       auto id = lr.get(def.key);
       auto noted = store.value(Store::apiv4_echo_key(def.table, id.value_or("")));
       if (!noted) return noted.error();
@@ -128,12 +135,11 @@ struct LogTableSource::Impl {
         e.timestamp = std::string(n.at("timestamp").as_string());
         for (const auto& sig : n.at("chain").as_array()) e.chain.emplace_back(sig.as_string());
         e.came_from = std::string(n.at("came_from").as_string());
-        info.link = std::move(e);
+        link = std::move(e);
       }
     }
     auto conn = lr.get("log_conn_id");
     if (auto apply_id = conn ? db::apply_id_from_marker(*conn) : std::nullopt) {
-      info.ours = true;
       auto applied = lookup.query(
           "SELECT change_id, chain, came_from, change_timestamp FROM civishare_applied "
           "WHERE apply_id = " +
@@ -141,10 +147,10 @@ struct LogTableSource::Impl {
       if (!applied) return applied.error();
       if (!applied->rows.empty()) {
         const auto& a = applied->rows[0];
-        info.link = applied_echo(a[0], a[3], a[2], a[1]);
+        link = applied_echo(a[0], a[3], a[2], a[1]);
       }
     }
-    return info;
+    return link;
   }
 
   // Streams [from, to) of every captured log table, parents' table first, and takes each row

@@ -162,6 +162,11 @@ TEST_F(TwoNodes, RunOnceCatchesUpAndExits) {
       "UPDATE civicrm_contact SET legal_name = 'Verein' WHERE contact_type = 'Organization'"));
   EXPECT_EQ(run_civishare({"run", "--once", "--config", a_->config_path()}, &out), 3) << out;
   b_->start();
+  // The log is appended to: wait for the second "receiving on" (B restarted and listening).
+  ASSERT_TRUE(wait_until([&] {
+    const std::string log = b_->log();
+    return log.find("receiving on", log.find("receiving on") + 1) != std::string::npos;
+  }));
   EXPECT_EQ(run_civishare({"run", "--once", "--config", a_->config_path()}, &out), 0) << out;
   ASSERT_TRUE(wait_until([&] {
     return b_->query(
