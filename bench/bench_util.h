@@ -6,7 +6,9 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <string>
 
+#include "schemas/db/mariadb.h"
 #include "schemas/result.h"
 
 namespace civishare::bench {
@@ -36,6 +38,22 @@ inline void must(const Status& s, const char* what) {
   if (!s) {
     std::fprintf(stderr, "%s: %s\n", what, s.error().message.c_str());
     std::exit(1);
+  }
+}
+
+// The benchmarks' workload: `contacts` contacts inserted in one statement, then all of them
+// updated until `rows` row changes were written.
+inline void generate_contact_changes(db::Connection& root, long rows, long contacts) {
+  must(root.exec(
+           "INSERT INTO civicrm_contact (contact_type, first_name, last_name, external_identifier) "
+           "SELECT 'Individual', CONCAT('First', seq), CONCAT('Last', seq), CONCAT('X', seq) "
+           "FROM seq_1_to_" +
+           std::to_string(contacts)),
+       "insert");
+  for (long k = 1; k * contacts < rows; ++k) {
+    must(root.exec("UPDATE civicrm_contact SET last_name = CONCAT('Last', id, '-', " +
+                   std::to_string(k) + ")"),
+         "update");
   }
 }
 

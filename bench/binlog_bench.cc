@@ -41,14 +41,10 @@ std::size_t decode_all(const db::ConnectionOptions& connection, const std::strin
     if (ev->type == binlog::kTableMap) {
       auto m = must(binlog::parse_table_map(ev->body), "table map");
       maps[m.table_id] = std::move(m);
-    } else if ((ev->type >= binlog::kWriteRowsV1 && ev->type <= binlog::kDeleteRowsV1) ||
-               (ev->type >= binlog::kWriteRowsCompressedV1 &&
-                ev->type <= binlog::kDeleteRowsCompressedV1)) {
+    } else if (binlog::is_rows_event(ev->type)) {
       auto id = must(binlog::rows_table_id(ev->body), "table id");
       auto parsed = must(binlog::parse_rows(ev->type, ev->body, maps.at(id)), "rows");
-      const bool update =
-          ev->type == binlog::kUpdateRowsV1 || ev->type == binlog::kUpdateRowsCompressedV1;
-      rows += update ? parsed.rows.size() / 2 : parsed.rows.size();
+      rows += binlog::is_update_rows_event(ev->type) ? parsed.rows.size() / 2 : parsed.rows.size();
     }
   }
   return rows;
@@ -89,17 +85,7 @@ int main(int argc, char** argv) {
 
   std::fprintf(stderr, "generating %ld row events...\n", rows);
   auto t = Clock::now();
-  must(root.exec(
-           "INSERT INTO civicrm_contact (contact_type, first_name, last_name, external_identifier) "
-           "SELECT 'Individual', CONCAT('First', seq), CONCAT('Last', seq), CONCAT('X', seq) "
-           "FROM seq_1_to_" +
-           std::to_string(contacts)),
-       "insert");
-  for (long k = 1; k * contacts < rows; ++k) {
-    must(root.exec("UPDATE civicrm_contact SET last_name = CONCAT('Last', id, '-', " +
-                   std::to_string(k) + ")"),
-         "update");
-  }
+  generate_contact_changes(root, rows, contacts);
   std::fprintf(stderr, "generated in %.1f s\n", since(t));
   auto logs = must(root.query("SHOW BINARY LOGS"), "binary logs");
   std::string remote_files;

@@ -46,17 +46,7 @@ int main(int argc, char** argv) {
   // Generate the log: contacts inserted, then updated; log rows written by the real triggers.
   std::fprintf(stderr, "generating %ld log rows...\n", rows);
   auto t = Clock::now();
-  must(root.exec(
-           "INSERT INTO civicrm_contact (contact_type, first_name, last_name, external_identifier) "
-           "SELECT 'Individual', CONCAT('First', seq), CONCAT('Last', seq), CONCAT('X', seq) "
-           "FROM seq_1_to_" +
-           std::to_string(contacts)),
-       "insert");
-  for (long k = 1; k * contacts < rows; ++k) {
-    must(root.exec("UPDATE civicrm_contact SET last_name = CONCAT('Last', id, '-', " +
-                   std::to_string(k) + ")"),
-         "update");
-  }
+  generate_contact_changes(root, rows, contacts);
   const long generated =
       std::stol(root.scalar("SELECT COUNT(*) FROM log_civicrm_contact")->value());
   std::fprintf(stderr, "generated %ld rows in %.1f s\n", generated, since(t));

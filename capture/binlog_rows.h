@@ -33,6 +33,16 @@ enum EventType : std::uint8_t {
   kDeleteRowsCompressedV1 = 168,
 };
 
+// WRITE/UPDATE/DELETE_ROWS v1, plain or compressed: what parse_rows reads.
+constexpr bool is_rows_event(std::uint8_t type) {
+  return (type >= kWriteRowsV1 && type <= kDeleteRowsV1) ||
+         (type >= kWriteRowsCompressedV1 && type <= kDeleteRowsCompressedV1);
+}
+// Its rows alternate before- and after-images.
+constexpr bool is_update_rows_event(std::uint8_t type) {
+  return type == kUpdateRowsV1 || type == kUpdateRowsCompressedV1;
+}
+
 struct Column {
   std::uint8_t type = 0;     // MYSQL_TYPE_* as in the binlog (real type for ENUM/SET in STRING)
   std::uint16_t meta = 0;    // the column's table-map metadata

@@ -21,11 +21,6 @@ constexpr const char* kPartialName =
 constexpr std::uint8_t kQuery = 2;
 constexpr std::uint8_t kXid = 16;
 
-bool is_rows_event(std::uint8_t type) {
-  return (type >= binlog::kWriteRowsV1 && type <= binlog::kDeleteRowsV1) ||
-         (type >= binlog::kWriteRowsCompressedV1 && type <= binlog::kDeleteRowsCompressedV1);
-}
-
 // The action of a rows event, as the log tables name it.
 const char* action_of(std::uint8_t type) {
   switch (type) {
@@ -214,7 +209,7 @@ struct BinlogSource::Impl {
                         "binlog rows of " + info.map.table + ": " + parsed.error().message);
     }
     const char* action = action_of(ev.type);
-    const bool update = std::string_view(action) == "Update";
+    const bool update = binlog::is_update_rows_event(ev.type);
     if (!info.type) {  // civishare_applied: the rows after an applied one are its echo
       if (std::string_view(action) != "Insert") return ok_status();
       for (const auto& row : parsed->rows) {
@@ -241,9 +236,12 @@ struct BinlogSource::Impl {
       row.columns = &info.columns;
       row.row = &parsed->rows[update ? i + 1 : i];
       row.salt = r.trx_gtid + "/" + std::to_string(r.row_no);
-      SourceRow before = row;
-      before.row = &parsed->rows[i];
-      pass.before = update || row.action == "Delete" ? &before : nullptr;
+      SourceRow before;  // replay takes `from` values from it; live capture from the store
+      if (pass.replay && (update || row.action == "Delete")) {
+        before = row;
+        before.row = &parsed->rows[i];
+        pass.before = &before;
+      }
       current = &r;
       // A record and an image of the row in JSON, plus the containers around them.
       for (const auto& c : *row.row) pass.pending_bytes += 2 * (c ? c->size() : 0) + 48;
@@ -260,7 +258,7 @@ struct BinlogSource::Impl {
     if (ev.type == binlog::kGtid) return begin_transaction(r, ev, pass);
     if (!r.in_trx) return ok_status();  // format description, rotate, binlog checkpoint, ...
     if (ev.type == binlog::kTableMap) return table_map(r, ev);
-    if (is_rows_event(ev.type)) return rows(r, ev, pass);
+    if (binlog::is_rows_event(ev.type)) return rows(r, ev, pass);
     if (ev.type == kXid) {
       end_transaction(r, pass);
     } else if (ev.type == kQuery) {
