@@ -36,8 +36,9 @@ std::string SourceRow::hash() const {
 
 std::uint64_t SourceRow::hash64() const {
   std::uint64_t h = 0;
-  std::memcpy(&h, raw_hash().data(), sizeof h);
-  return h ^ (static_cast<std::uint64_t>(ts) * 0x9E3779B97F4A7C15ULL);
+  for (int i = 0; i < 8; ++i)
+    h |= std::uint64_t{static_cast<unsigned char>(raw_hash()[i])} << (8 * i);
+  return h;
 }
 
 std::optional<Echo> applied_echo(const db::Cell& change_id, const db::Cell& timestamp,

@@ -37,8 +37,8 @@ struct SourceRow {
   db::Cell get(std::string_view column) const { return cell(*columns, *row, column); }
   // sha512 of the table, every cell and the salt: identical rows hash alike.
   const std::string& raw_hash() const;
-  std::string hash() const;  // 24 hex digits of raw_hash()
-  std::uint64_t hash64() const;
+  std::string hash() const;      // 24 hex digits of raw_hash()
+  std::uint64_t hash64() const;  // the first 8 bytes of raw_hash(), little-endian
 
  private:
   mutable std::string digest_;

@@ -173,6 +173,17 @@ struct LogTableSource::Impl {
     if (!marker) return marker.error();
     const bool resuming = *marker && **marker == partial;
     if (auto s = mapper.refresh_unmapped_tables(o.types); !s) return s;
+    // What earlier scans counted, per second, loaded when first needed. Rows come roughly in
+    // log_date order, so a few seconds are kept; one needed again is loaded again.
+    std::map<std::int64_t, std::unordered_map<std::uint64_t, std::uint32_t>> loaded;
+    auto stored_counts =
+        [&](std::int64_t ts) -> Result<const std::unordered_map<std::uint64_t, std::uint32_t>*> {
+      if (auto it = loaded.find(ts); it != loaded.end()) return &it->second;
+      auto counts = store.row_counts(ts);
+      if (!counts) return counts.error();
+      if (loaded.size() >= 16) loaded.erase(loaded.begin());
+      return &(loaded[ts] = std::move(*counts));
+    };
     auto flush = [&](bool final) -> Status {
       if (auto s = mapper.add_primary_emails(batch.records); !s) return s;
       images.flush_into(batch);
@@ -204,15 +215,16 @@ struct LogTableSource::Impl {
                            auto made = make_row(type, cols, row);
                            if (!made) return made.error();
                            LogRow& lr = *made;
-                           auto& [stored, occurrences] = seen[lr.hash64()];
-                           const std::string key = Store::row_key(lr.ts, lr.hash());
+                           const std::uint64_t hash = lr.hash64();
+                           auto& [stored, occurrences] = seen[hash];
                            if (occurrences == 0 && (resuming || lr.ts < new_from)) {
-                             auto n = store.row_count(key);
-                             if (!n) return n.error();
-                             stored = *n;
+                             auto counts = stored_counts(lr.ts);
+                             if (!counts) return counts.error();
+                             auto it = (*counts)->find(hash);
+                             stored = it == (*counts)->end() ? 0 : it->second;
                            }
                            if (++occurrences <= stored) return ok_status();  // seen before
-                           batch.row_counts.emplace_back(key, occurrences);
+                           batch.row_counts[lr.ts].emplace_back(hash, occurrences);
                            if (process) {
                              if (lr.ts < new_from)
                                ++result.late_rows;

@@ -2,6 +2,8 @@
 
 #include <charconv>
 
+#include "schemas/canonical_json.h"
+
 namespace civishare {
 namespace json = boost::json;
 
@@ -12,6 +14,17 @@ ColumnIndex::ColumnIndex(const std::vector<std::string>& names) {
 int ColumnIndex::find(std::string_view name) const {
   auto it = at_.find(name);
   return it == at_.end() ? -1 : it->second;
+}
+
+const std::vector<int>& ColumnIndex::positions(const TypeDefinition& type) const {
+  for (const auto& [t, p] : positions_) {
+    if (t == &type) return p;
+  }
+  std::vector<int> p;
+  p.reserve(type.columns.size());
+  for (const auto& col : type.columns) p.push_back(find(col.column));
+  positions_.emplace_back(&type, std::move(p));
+  return positions_.back().second;
 }
 
 db::Cell cell(const ColumnIndex& columns, const db::Row& row, std::string_view column) {
@@ -33,38 +46,65 @@ Result<LogRowHeader> read_header(const ColumnIndex& columns, const db::Row& row)
   return h;
 }
 
-Result<json::object> wire_values(const TypeDefinition& type, const ColumnIndex& columns,
-                                 const db::Row& row, const ToWire& to_wire,
-                                 std::vector<std::string>& warnings) {
-  json::object values;
-  for (const auto& col : type.columns) {
-    auto v = to_wire(col, cell(columns, row, col.column));
+Result<WireValues> wire_values(const TypeDefinition& type, const ColumnIndex& columns,
+                               const db::Row& row, const ToWire& to_wire,
+                               std::vector<std::string>& warnings) {
+  WireValues values;
+  values.reserve(type.columns.size());
+  const std::vector<int>& at = columns.positions(type);
+  static const db::Cell absent;
+  for (std::size_t i = 0; i < type.columns.size(); ++i) {
+    const ColumnDefinition& col = type.columns[i];
+    const int p = at[i];
+    auto v = to_wire(col, p >= 0 && static_cast<std::size_t>(p) < row.size()
+                              ? row[static_cast<std::size_t>(p)]
+                              : absent);
+    auto& [name, text] = values.emplace_back(col.wire_name(), std::string());
     if (!v) {
       if (v.error().code == Errc::database) return v.error();
       warnings.push_back(v.error().message + "; sent as null");
-      values[col.wire_name()] = nullptr;
+      text = "null";
       continue;
     }
-    values[col.wire_name()] = std::move(*v);
+    append_json(text, *v);
   }
   return values;
 }
 
-std::vector<AttributeChange> diff_values(const TypeDefinition& type, const json::object* before,
-                                         const json::object& after) {
+namespace {
+
+// The text of `name` in `values`; `hint` is where it is when the image follows the type's order.
+const std::string* find_value(const WireValues& values, const std::string& name, std::size_t hint) {
+  if (hint < values.size() && values[hint].first == name) return &values[hint].second;
+  for (const auto& [n, text] : values) {
+    if (n == name) return &text;
+  }
+  return nullptr;
+}
+
+json::value parse_value(const std::string& text) {
+  boost::system::error_code ec;
+  json::value v = json::parse(text, ec);
+  return ec ? json::value(nullptr) : v;
+}
+
+}  // namespace
+
+std::vector<AttributeChange> diff_values(const TypeDefinition& type, const WireValues* before,
+                                         const WireValues& after) {
   std::vector<AttributeChange> out;
-  static const json::value null_value = nullptr;
-  for (const auto& col : type.columns) {
-    const std::string name = col.wire_name();
-    const json::value* now = after.if_contains(name);
-    const json::value& to = now ? *now : null_value;
+  static const std::string null_text = "null";
+  for (std::size_t i = 0; i < type.columns.size(); ++i) {
+    const std::string& name = type.columns[i].wire_name();
+    const std::string* now = find_value(after, name, i);
+    const std::string& to = now ? *now : null_text;
     if (before) {
-      const json::value* old = before->if_contains(name);
-      const json::value& from = old ? *old : null_value;
+      const std::string* old = find_value(*before, name, i);
+      const std::string& from = old ? *old : null_text;
       if (from == to) continue;
-      out.push_back({name, from, to});
-    } else if (!to.is_null()) {
-      out.push_back({name, std::nullopt, to});
+      out.push_back({name, parse_value(from), parse_value(to)});
+    } else if (to != null_text) {
+      out.push_back({name, std::nullopt, parse_value(to)});
     }
   }
   return out;

@@ -15,6 +15,7 @@
 #include "schemas/db/mariadb.h"
 #include "schemas/result.h"
 #include "schemas/type_definition.h"
+#include "transport/queue/store.h"
 
 namespace civishare {
 
@@ -25,9 +26,12 @@ class ColumnIndex {
   ColumnIndex() = default;
   explicit ColumnIndex(const std::vector<std::string>& names);
   int find(std::string_view name) const;  // -1 when absent
+  // The positions of `type`'s shared columns (-1 = absent), worked out once per type.
+  const std::vector<int>& positions(const TypeDefinition& type) const;
 
  private:
   std::map<std::string, int, std::less<>> at_;
+  mutable std::vector<std::pair<const TypeDefinition*, std::vector<int>>> positions_;
 };
 
 // The cell of `column` in `row`, an empty Cell when the column is absent or the row is short.
@@ -43,17 +47,18 @@ Result<LogRowHeader> read_header(const ColumnIndex& columns, const db::Row& row)
 // Wire value of one stored cell (ids of option/lookup columns become names).
 using ToWire = std::function<Result<boost::json::value>(const ColumnDefinition&, const db::Cell&)>;
 
-// Every shared column of `type` in wire form. A value that cannot be translated (an id without a
-// name, a non-number in an integer column) is sent as null and explained in `warnings`;
-// Errc::database errors from `to_wire` end the call.
-Result<boost::json::object> wire_values(const TypeDefinition& type, const ColumnIndex& columns,
-                                        const db::Row& row, const ToWire& to_wire,
-                                        std::vector<std::string>& warnings);
+// Every shared column of `type` in wire form, in the type's column order, each value as its JSON
+// text. A value that cannot be translated (an id without a name, a non-number in an integer
+// column) is sent as null and explained in `warnings`; Errc::database errors from `to_wire` end
+// the call.
+Result<WireValues> wire_values(const TypeDefinition& type, const ColumnIndex& columns,
+                               const db::Row& row, const ToWire& to_wire,
+                               std::vector<std::string>& warnings);
 
 // Attribute changes from `before` (nullptr: the entity is new) to `after`, in the type's column
-// order. For a new entity only non-null values count.
-std::vector<AttributeChange> diff_values(const TypeDefinition& type,
-                                         const boost::json::object* before,
-                                         const boost::json::object& after);
+// order. For a new entity only non-null values count. A wire name missing from an image counts
+// as null.
+std::vector<AttributeChange> diff_values(const TypeDefinition& type, const WireValues* before,
+                                         const WireValues& after);
 
 }  // namespace civishare

@@ -1,53 +1,147 @@
 #include "schemas/canonical_json.h"
 
 #include <algorithm>
+#include <charconv>
 #include <vector>
 
 namespace civishare {
+namespace json = boost::json;
+
+void append_json_string(std::string& out, std::string_view s) {
+  static constexpr char hex[] = "0123456789abcdef";
+  out.push_back('"');
+  std::size_t clean = 0;  // start of the run not yet copied
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c >= 0x20 && c != '"' && c != '\\') continue;
+    out.append(s.data() + clean, i - clean);
+    clean = i + 1;
+    out.push_back('\\');
+    switch (c) {
+      case '"':
+        out.push_back('"');
+        break;
+      case '\\':
+        out.push_back('\\');
+        break;
+      case '\b':
+        out.push_back('b');
+        break;
+      case '\t':
+        out.push_back('t');
+        break;
+      case '\n':
+        out.push_back('n');
+        break;
+      case '\f':
+        out.push_back('f');
+        break;
+      case '\r':
+        out.push_back('r');
+        break;
+      default:
+        out += "u00";
+        out.push_back(hex[c >> 4]);
+        out.push_back(hex[c & 15]);
+    }
+  }
+  out.append(s.data() + clean, s.size() - clean);
+  out.push_back('"');
+}
+
 namespace {
 
-void write(const boost::json::value& v, std::string& out) {
+template <typename Int>
+void append_int(std::string& out, Int n) {
+  char buf[24];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, n);
+  out.append(buf, end);
+}
+
+// Scalars; false for objects and arrays.
+bool append_scalar(std::string& out, const json::value& v) {
   switch (v.kind()) {
-    case boost::json::kind::object: {
-      const auto& obj = v.get_object();
-      std::vector<const boost::json::key_value_pair*> items;
-      items.reserve(obj.size());
-      for (const auto& kv : obj) items.push_back(&kv);
-      std::sort(items.begin(), items.end(), [](auto* a, auto* b) { return a->key() < b->key(); });
-      out.push_back('{');
-      bool first = true;
-      for (const auto* kv : items) {
-        if (!first) out.push_back(',');
-        first = false;
-        out += boost::json::serialize(boost::json::value(kv->key()));
-        out.push_back(':');
-        write(kv->value(), out);
-      }
-      out.push_back('}');
-      return;
-    }
-    case boost::json::kind::array: {
-      out.push_back('[');
-      bool first = true;
-      for (const auto& item : v.get_array()) {
-        if (!first) out.push_back(',');
-        first = false;
-        write(item, out);
-      }
-      out.push_back(']');
-      return;
-    }
+    case json::kind::null:
+      out += "null";
+      return true;
+    case json::kind::bool_:
+      out += v.get_bool() ? "true" : "false";
+      return true;
+    case json::kind::int64:
+      append_int(out, v.get_int64());
+      return true;
+    case json::kind::uint64:
+      append_int(out, v.get_uint64());
+      return true;
+    case json::kind::double_:
+      out += json::serialize(v);  // boost's own shortest round-trip form
+      return true;
+    case json::kind::string:
+      append_json_string(out, v.get_string());
+      return true;
     default:
-      // Scalars: boost::json's serializer emits no white space.
-      out += boost::json::serialize(v);
+      return false;
   }
 }
 
 }  // namespace
 
-std::string canonical_json(const boost::json::value& value) {
+void append_json(std::string& out, const json::value& v) {
+  if (append_scalar(out, v)) return;
+  const bool object = v.is_object();
+  out.push_back(object ? '{' : '[');
+  bool first = true;
+  if (object) {
+    for (const auto& kv : v.get_object()) {
+      if (!first) out.push_back(',');
+      first = false;
+      append_json_string(out, kv.key());
+      out.push_back(':');
+      append_json(out, kv.value());
+    }
+  } else {
+    for (const auto& item : v.get_array()) {
+      if (!first) out.push_back(',');
+      first = false;
+      append_json(out, item);
+    }
+  }
+  out.push_back(object ? '}' : ']');
+}
+
+void append_canonical_json(std::string& out, const json::value& v) {
+  if (append_scalar(out, v)) return;
+  if (v.is_array()) {
+    out.push_back('[');
+    bool first = true;
+    for (const auto& item : v.get_array()) {
+      if (!first) out.push_back(',');
+      first = false;
+      append_canonical_json(out, item);
+    }
+    out.push_back(']');
+    return;
+  }
+  const auto& obj = v.get_object();
+  std::vector<const json::key_value_pair*> items;
+  items.reserve(obj.size());
+  for (const auto& kv : obj) items.push_back(&kv);
+  std::sort(items.begin(), items.end(), [](auto* a, auto* b) { return a->key() < b->key(); });
+  out.push_back('{');
+  bool first = true;
+  for (const auto* kv : items) {
+    if (!first) out.push_back(',');
+    first = false;
+    append_json_string(out, kv->key());
+    out.push_back(':');
+    append_canonical_json(out, kv->value());
+  }
+  out.push_back('}');
+}
+
+std::string canonical_json(const json::value& value) {
   std::string out;
-  write(value, out);
+  append_canonical_json(out, value);
   return out;
 }
 

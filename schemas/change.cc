@@ -1,5 +1,6 @@
 #include "schemas/change.h"
 
+#include <algorithm>
 #include <chrono>
 #include <ctime>
 
@@ -151,17 +152,88 @@ Result<Change> change_from_json(const json::value& value) {
 }
 
 std::string change_signature(const Change& c, std::string_view sending_node) {
-  json::object content;
-  content["type"] = c.type;
-  content["entity"] = c.entity;
-  content["entity_reference"] = c.entity_reference;
-  content["operation"] = to_string(c.operation);
-  content["timestamp"] = c.timestamp;
-  content["sender"] = sending_node;
-  json::object to;
-  for (const auto& a : c.attribute_changes) to[a.name] = a.to;
-  content["attributes"] = std::move(to);
-  return base64_encode(sha512(canonical_json(content)));
+  // The canonical JSON of {type, entity, entity_reference, operation, timestamp, sender,
+  // attributes: {name: to}}, written directly: keys in byte order, attributes sorted by name (the
+  // last of equal names wins, as it would in an object).
+  std::vector<const AttributeChange*> attrs;
+  attrs.reserve(c.attribute_changes.size());
+  for (const auto& a : c.attribute_changes) attrs.push_back(&a);
+  std::stable_sort(
+      attrs.begin(), attrs.end(),
+      [](const AttributeChange* a, const AttributeChange* b) { return a->name < b->name; });
+  std::string text;
+  text.reserve(256);
+  text += "{\"attributes\":{";
+  bool first = true;
+  for (std::size_t i = 0; i < attrs.size(); ++i) {
+    if (i + 1 < attrs.size() && attrs[i + 1]->name == attrs[i]->name) continue;
+    if (!first) text.push_back(',');
+    first = false;
+    append_json_string(text, attrs[i]->name);
+    text.push_back(':');
+    append_canonical_json(text, attrs[i]->to);
+  }
+  text += "},\"entity\":";
+  append_json_string(text, c.entity);
+  text += ",\"entity_reference\":";
+  append_json_string(text, c.entity_reference);
+  text += ",\"operation\":";
+  append_json_string(text, to_string(c.operation));
+  text += ",\"sender\":";
+  append_json_string(text, sending_node);
+  text += ",\"timestamp\":";
+  append_json_string(text, c.timestamp);
+  text += ",\"type\":";
+  append_json_string(text, c.type);
+  text.push_back('}');
+  return base64_encode(sha512(text));
+}
+
+void append_json(std::string& out, const Change& c) {
+  out += "{\"id\":";
+  append_json_string(out, c.id);
+  out += ",\"type\":";
+  append_json_string(out, c.type);
+  out += ",\"timestamp\":";
+  append_json_string(out, c.timestamp);
+  out += ",\"entity\":";
+  append_json_string(out, c.entity);
+  out += ",\"entity_reference\":";
+  append_json_string(out, c.entity_reference);
+  out += ",\"operation\":";
+  append_json_string(out, to_string(c.operation));
+  out += ",\"context\":{";
+  bool first = true;
+  for (const auto& [k, v] : c.context) {
+    if (!first) out.push_back(',');
+    first = false;
+    append_json_string(out, k);
+    out.push_back(':');
+    append_json_string(out, v);
+  }
+  out += "},\"attribute_changes\":[";
+  first = true;
+  for (const auto& a : c.attribute_changes) {
+    if (!first) out.push_back(',');
+    first = false;
+    out += "{\"name\":";
+    append_json_string(out, a.name);
+    if (a.from) {
+      out += ",\"from\":";
+      append_json(out, *a.from);
+    }
+    out += ",\"to\":";
+    append_json(out, a.to);
+    out.push_back('}');
+  }
+  out += "],\"loop_detection\":[";
+  first = true;
+  for (const auto& s : c.loop_detection) {
+    if (!first) out.push_back(',');
+    first = false;
+    append_json_string(out, s);
+  }
+  out += "]}";
 }
 
 json::value to_json(const Message& m) {

@@ -44,6 +44,8 @@ struct Change {
 
 boost::json::value to_json(const Change& change);
 Result<Change> change_from_json(const boost::json::value& json);
+// Appends the text boost::json::serialize(to_json(change)) gives, without building the tree.
+void append_json(std::string& out, const Change& change);
 
 // The sha512 signature (base64) a node adds to loop_detection when it emits `change`.
 // Covers type, entity, entity_reference, operation, the attribute `to` values, the origin

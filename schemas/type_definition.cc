@@ -7,14 +7,16 @@
 namespace civishare {
 namespace json = boost::json;
 
-std::string ColumnDefinition::wire_name() const {
+void ColumnDefinition::name_on_wire() {
   switch (kind) {
     case ColumnKind::option:
-      return column + ":name";
+      wire_ = column + ":name";
+      break;
     case ColumnKind::lookup:
-      return column + ":" + lookup_name;
+      wire_ = column + ":" + lookup_name;
+      break;
     default:
-      return column;
+      wire_ = column;
   }
 }
 
@@ -113,6 +115,7 @@ Result<TypeDefinition> parse_type_definition(std::string_view text) {
                              "` (string, integer, boolean, date, option, lookup)");
     }
     if (t.find_column(col.column)) return bad(t.type, col.column + " is listed twice");
+    col.name_on_wire();
     t.columns.push_back(std::move(col));
   }
   if (auto* d = o.if_contains("derived"); d && d->is_array()) {

@@ -32,7 +32,13 @@ struct ColumnDefinition {
   std::string lookup_name;   // kind == lookup: the column that names the row, e.g. name, iso_code
 
   // The attribute name on the wire: the column, or "<column>:<name field>" when translated.
-  std::string wire_name() const;
+  // Computed once by name_on_wire(), which parse_type_definition calls (the only way types are
+  // made): capture asks for it for every column of every row.
+  const std::string& wire_name() const { return wire_; }
+  void name_on_wire();
+
+ private:
+  std::string wire_;
 };
 
 // A reference from a child entity to the entity it belongs to (email -> contact).

@@ -48,7 +48,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   std::vector<std::string> names;
   for (auto n : split(rows[0], '\x1f')) names.emplace_back(n);
   ColumnIndex columns(names);
-  std::vector<boost::json::object> images;
+  std::vector<WireValues> images;
   for (std::size_t r = 1; r < rows.size() && r <= 2; ++r) {
     db::Row row;
     for (auto f : split(rows[r], '\x1f')) {

@@ -2,6 +2,11 @@
 
 #include <gtest/gtest.h>
 
+#include <random>
+
+#include "schemas/canonical_json.h"
+#include "schemas/crypto.h"
+
 namespace civishare {
 namespace {
 namespace json = boost::json;
@@ -67,6 +72,73 @@ TEST(Change, RejectsMalformedChangesWithTheFieldName) {
   v = to_json(sample());
   v.as_object()["attribute_changes"].as_array()[0].as_object()["to"] = json::array{1, 2};
   EXPECT_FALSE(change_from_json(v).ok());
+}
+
+std::string random_text(std::mt19937_64& rng) {
+  std::string s(rng() % 12, '\0');
+  for (auto& c : s) c = static_cast<char>(rng() % 4 == 0 ? rng() % 0x30 : 'a' + rng() % 26);
+  return s;
+}
+
+json::value random_scalar(std::mt19937_64& rng) {
+  switch (rng() % 5) {
+    case 0:
+      return nullptr;
+    case 1:
+      return rng() % 2 == 0;
+    case 2:
+      return static_cast<std::int64_t>(rng());
+    case 3:
+      return static_cast<double>(rng() % 1000) / 8;
+    default:
+      return json::string(random_text(rng));
+  }
+}
+
+Change random_change(std::mt19937_64& rng) {
+  Change c;
+  c.id = random_text(rng);
+  c.type = random_text(rng);
+  c.timestamp = random_text(rng);
+  c.entity = random_text(rng);
+  c.entity_reference = random_text(rng);
+  c.operation = static_cast<Operation>(rng() % 3);
+  for (std::size_t n = rng() % 3; n > 0; --n) c.context[random_text(rng)] = random_text(rng);
+  for (std::size_t n = rng() % 8; n > 0; --n) {
+    AttributeChange a;
+    a.name = rng() % 4 == 0 ? std::string("dup") : random_text(rng);  // equal names happen
+    if (rng() % 2) a.from = random_scalar(rng);
+    a.to = random_scalar(rng);
+    c.attribute_changes.push_back(std::move(a));
+  }
+  for (std::size_t n = rng() % 3; n > 0; --n) c.loop_detection.push_back(random_text(rng));
+  return c;
+}
+
+// The signature as first defined: canonical JSON of a boost::json tree (the contract).
+std::string signature_from_tree(const Change& c, std::string_view node) {
+  json::object content;
+  content["type"] = c.type;
+  content["entity"] = c.entity;
+  content["entity_reference"] = c.entity_reference;
+  content["operation"] = to_string(c.operation);
+  content["timestamp"] = c.timestamp;
+  content["sender"] = node;
+  json::object to;
+  for (const auto& a : c.attribute_changes) to[a.name] = a.to;
+  content["attributes"] = std::move(to);
+  return base64_encode(sha512(canonical_json(content)));
+}
+
+TEST(Change, DirectlyWrittenTextEqualsTheTreeSerialisedAndSigned) {
+  std::mt19937_64 rng(11);
+  for (int i = 0; i < 5000; ++i) {
+    Change c = random_change(rng);
+    std::string text;
+    append_json(text, c);
+    ASSERT_EQ(text, json::serialize(to_json(c)));
+    ASSERT_EQ(change_signature(c, "civi1"), signature_from_tree(c, "civi1"));
+  }
 }
 
 TEST(Message, ParsesTheEnvelopeAndKeepsChangesRaw) {

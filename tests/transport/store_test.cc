@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <rocksdb/db.h>
+
 #include <filesystem>
 
 namespace civishare {
@@ -58,6 +60,90 @@ TEST_F(StoreTest, RecordsAndCursorCommitTogetherAndSurviveAReopen) {
   EXPECT_GT((*out)[0].queued_at, 0);
   // Our own signatures count as processed.
   EXPECT_TRUE(*store_->any_signature_seen({"sig-t1"}));
+}
+
+// Log-table capture's row counts: absolute counts per second and row hash, one key per second and
+// batch; the latest (highest) count wins, older one-key-per-row entries are still read, and
+// pruning drops whole seconds.
+TEST_F(StoreTest, RowCountsAddUpAcrossBatchesAndReopensAndOlderKeysStillCount) {
+  store_.reset();
+  {  // what versions up to 0.3 wrote: r/<16 hex second>/<24 hex of the row sha512> -> "count"
+    rocksdb::DB* raw = nullptr;
+    rocksdb::Options o;
+    o.create_if_missing = true;
+    ASSERT_TRUE(rocksdb::DB::Open(o, (dir_ / "store").string(), &raw).ok());
+    ASSERT_TRUE(
+        raw->Put(rocksdb::WriteOptions(), "r/0000000000000064/0a0b0c0d0e0f1011aabbccdd", "3").ok());
+    delete raw;
+  }
+  reopen();
+  const std::uint64_t legacy = 0x11100f0e0d0c0b0aULL;  // its first 8 bytes, little-endian
+  CaptureBatch first;
+  first.row_counts[100] = {{7, 1}, {8, 2}};
+  first.row_counts[101] = {{7, 1}};
+  ASSERT_TRUE(store_->commit_capture(std::move(first)));
+  CaptureBatch second;
+  second.row_counts[100] = {{8, 3}, {legacy, 4}};
+  ASSERT_TRUE(store_->commit_capture(std::move(second)));
+  reopen();
+  auto at100 = store_->row_counts(100);
+  ASSERT_TRUE(at100.ok()) << at100.error().message;
+  EXPECT_EQ(*at100,
+            (std::unordered_map<std::uint64_t, std::uint32_t>{{7, 1}, {8, 3}, {legacy, 4}}));
+  EXPECT_EQ(*store_->row_counts(101), (std::unordered_map<std::uint64_t, std::uint32_t>{{7, 1}}));
+  EXPECT_TRUE(store_->row_counts(102)->empty());
+  ASSERT_TRUE(store_->prune_row_counts(101));
+  EXPECT_TRUE(store_->row_counts(100)->empty());
+  EXPECT_EQ(store_->row_counts(101)->size(), 1u);
+}
+
+// Entity images keep every value's JSON text byte for byte (quotes, control characters, UTF-8,
+// empty strings); images stored as JSON by earlier versions read as the same texts; an image that
+// is neither is reported as corrupt, not guessed at.
+TEST_F(StoreTest, ImagesRoundTripAndOlderJsonImagesStillRead) {
+  store_.reset();
+  {
+    rocksdb::DB* raw = nullptr;
+    rocksdb::Options o;
+    o.create_if_missing = true;
+    ASSERT_TRUE(rocksdb::DB::Open(o, (dir_ / "store").string(), &raw).ok());
+    ASSERT_TRUE(
+        raw->Put(
+               rocksdb::WriteOptions(), "m/civicrm_contact/7",
+               R"({"ref":"civi1-7","parent":"","values":{"first_name":"Karl","is_deleted":false,"x":null,"n":12}})")
+            .ok());
+    ASSERT_TRUE(raw->Put(rocksdb::WriteOptions(), "m/civicrm_contact/8",
+                         "\x01\x07"
+                         "civi1")
+                    .ok());
+    delete raw;
+  }
+  reopen();
+  auto legacy = store_->image("civicrm_contact/7");
+  ASSERT_TRUE(legacy.ok() && *legacy) << (legacy.ok() ? "absent" : legacy.error().message);
+  EXPECT_EQ((*legacy)->entity_reference, "civi1-7");
+  EXPECT_EQ((*legacy)->values,
+            (WireValues{
+                {"first_name", "\"Karl\""}, {"is_deleted", "false"}, {"x", "null"}, {"n", "12"}}));
+  EXPECT_FALSE(store_->image("civicrm_contact/8").ok());  // cut short
+
+  EntityImage img;
+  img.entity_reference = "civi2-1";
+  img.parent_reference = "civi2-9";
+  img.values = {{"last_name", "\"M\u00fcller \\\"x\\\"\\n\""},
+                {"empty", "\"\""},
+                {std::string(200, 'k'), std::string(300, '7')}};
+  CaptureBatch b;
+  b.images.emplace_back("civicrm_email/1", img);
+  b.images.emplace_back("civicrm_contact/7", std::nullopt);  // erased
+  ASSERT_TRUE(store_->commit_capture(std::move(b)));
+  reopen();
+  auto back = store_->image("civicrm_email/1");
+  ASSERT_TRUE(back.ok() && *back);
+  EXPECT_EQ((*back)->entity_reference, img.entity_reference);
+  EXPECT_EQ((*back)->parent_reference, img.parent_reference);
+  EXPECT_EQ((*back)->values, img.values);
+  EXPECT_FALSE(*store_->image("civicrm_contact/7"));
 }
 
 TEST_F(StoreTest, HeldRecordsOfAnUnfinishedTransactionStayInvisibleAcrossAReopen) {

@@ -11,6 +11,7 @@
 #include <cinttypes>
 #include <cstdio>
 
+#include "schemas/canonical_json.h"
 #include "schemas/crash_point.h"
 
 namespace civishare {
@@ -46,12 +47,21 @@ Error storage_error(const rocksdb::Status& s, const std::string& what) {
 
 std::string encode_entry(const Change& c, const std::string& came_from, std::int64_t at,
                          const std::string& only_to = "") {
-  json::object o;  // assigned one by one: an initializer list would copy the change's JSON
-  o["change"] = to_json(c);
-  o["from"] = came_from;
-  o["at"] = at;
-  if (!only_to.empty()) o["to"] = only_to;
-  return json::serialize(o);
+  // {"change":..,"from":..,"at":..[,"to":..]}, written directly (no JSON tree per record).
+  std::string out;
+  out.reserve(512);
+  out += "{\"change\":";
+  append_json(out, c);
+  out += ",\"from\":";
+  append_json_string(out, came_from);
+  out += ",\"at\":";
+  out += std::to_string(at);
+  if (!only_to.empty()) {
+    out += ",\"to\":";
+    append_json_string(out, only_to);
+  }
+  out += '}';
+  return out;
 }
 
 template <typename Entry>
@@ -79,14 +89,116 @@ Result<Entry> decode_entry(std::uint64_t seq, const rocksdb::Slice& value) {
   return e;
 }
 
-// {"ref":..,"parent":..,"values":{..}}, written without copying the values into a new object.
+// Images are stored as 0x01, then length-prefixed (LEB128) strings: the entity reference, the
+// parent reference, the number of values, and each value's wire name and JSON text. Images
+// written before (up to 0.3) are JSON, {"ref":..,"parent":..,"values":{..}}, and still read.
+void put_varint(std::string& out, std::size_t n) {
+  while (n >= 0x80) {
+    out.push_back(static_cast<char>(n | 0x80));
+    n >>= 7;
+  }
+  out.push_back(static_cast<char>(n));
+}
+
+void put_text(std::string& out, std::string_view s) {
+  put_varint(out, s.size());
+  out.append(s);
+}
+
 std::string encode_image(const EntityImage& img) {
-  std::string out = "{\"ref\":" + json::serialize(json::string(img.entity_reference)) +
-                    ",\"parent\":" + json::serialize(json::string(img.parent_reference)) +
-                    ",\"values\":";
-  out += json::serialize(img.values);
-  out += '}';
+  std::size_t size = 8 + img.entity_reference.size() + img.parent_reference.size();
+  for (const auto& [name, text] : img.values) size += 4 + name.size() + text.size();
+  std::string out;
+  out.reserve(size);
+  out.push_back('\x01');
+  put_text(out, img.entity_reference);
+  put_text(out, img.parent_reference);
+  put_varint(out, img.values.size());
+  for (const auto& [name, text] : img.values) {
+    put_text(out, name);
+    put_text(out, text);
+  }
   return out;
+}
+
+// Reads the encoding above from `in`; false when it is cut short or malformed.
+struct ImageReader {
+  std::string_view in;
+  bool varint(std::size_t& n) {
+    n = 0;
+    for (int shift = 0; shift < 64 && !in.empty(); shift += 7) {
+      const auto b = static_cast<unsigned char>(in.front());
+      in.remove_prefix(1);
+      n |= static_cast<std::size_t>(b & 0x7f) << shift;
+      if (!(b & 0x80)) return true;
+    }
+    return false;
+  }
+  bool text(std::string& s) {
+    std::size_t n = 0;
+    if (!varint(n) || n > in.size()) return false;
+    s.assign(in.substr(0, n));
+    in.remove_prefix(n);
+    return true;
+  }
+};
+
+std::optional<EntityImage> decode_image(std::string_view v) {
+  EntityImage img;
+  if (!v.empty() && v.front() == '\x01') {
+    ImageReader r{v.substr(1)};
+    std::size_t n = 0;
+    if (!r.text(img.entity_reference) || !r.text(img.parent_reference) || !r.varint(n) ||
+        n > r.in.size()) {
+      return std::nullopt;
+    }
+    img.values.resize(n);
+    for (auto& [name, text] : img.values) {
+      if (!r.text(name) || !r.text(text)) return std::nullopt;
+    }
+    if (!r.in.empty()) return std::nullopt;
+    return img;
+  }
+  boost::system::error_code ec;
+  json::value j = json::parse(v, ec);
+  if (ec || !j.is_object()) return std::nullopt;
+  auto& o = j.get_object();
+  if (auto* r = o.if_contains("ref"); r && r->is_string()) img.entity_reference = r->get_string();
+  if (auto* p = o.if_contains("parent"); p && p->is_string())
+    img.parent_reference = p->get_string();
+  if (auto* vals = o.if_contains("values"); vals && vals->is_object()) {
+    for (const auto& kv : vals->get_object()) {
+      auto& [name, text] = img.values.emplace_back(std::string(kv.key()), std::string());
+      append_json(text, kv.value());
+    }
+  }
+  return img;
+}
+
+// Row counts of one second live under "r/<16 hex ts>/": one key "#<8 hex n>" per batch that saw
+// rows of that second, holding 12 bytes per distinct row (the row hash and the absolute count,
+// little-endian), n counting up per second. Keys "<24 hex>" (one per row, the row sha512's first
+// 12 bytes, the count in decimal) were written before (up to 0.3) and are still read.
+std::string row_prefix(std::int64_t log_ts) {
+  char buf[24];
+  std::snprintf(buf, sizeof buf, "%016" PRIx64 "/", static_cast<std::uint64_t>(log_ts));
+  return kRow + std::string(buf);
+}
+
+std::string encode_row_counts(const std::vector<std::pair<std::uint64_t, std::uint32_t>>& counts) {
+  std::string out;
+  out.reserve(counts.size() * 12);
+  for (const auto& [hash, count] : counts) {
+    for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>(hash >> (8 * i)));
+    for (int i = 0; i < 4; ++i) out.push_back(static_cast<char>(count >> (8 * i)));
+  }
+  return out;
+}
+
+int hex_digit(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  return -1;
 }
 
 }  // namespace
@@ -188,7 +300,11 @@ Status Store::commit_capture(CaptureBatch batch) {
     crash_point("capture.cursor_write");
   }
   for (const auto& [name, value] : batch.more_cursors) wb.Put(kCursor + name, value);
-  for (const auto& [key, count] : batch.row_counts) wb.Put(kRow + key, std::to_string(count));
+  for (const auto& [ts, counts] : batch.row_counts) {
+    auto key = next_row_counts_key(ts);
+    if (!key) return key.error();
+    wb.Put(*key, encode_row_counts(counts));
+  }
   rocksdb::WriteOptions wo;
   wo.sync = true;
   auto s = write(wo, &wb);
@@ -218,17 +334,9 @@ Result<std::optional<EntityImage>> Store::image(const std::string& key) {
   auto s = db_->Get(rocksdb::ReadOptions(), kImage + key, &v);
   if (s.IsNotFound()) return std::optional<EntityImage>{};
   if (!s.ok()) return storage_error(s, "reading entity image");
-  boost::system::error_code ec;
-  json::value j = json::parse(v, ec);
-  if (ec || !j.is_object()) return make_error(Errc::storage, "corrupt entity image " + key);
-  EntityImage img;
-  auto& o = j.get_object();
-  if (auto* r = o.if_contains("ref"); r && r->is_string()) img.entity_reference = r->get_string();
-  if (auto* p = o.if_contains("parent"); p && p->is_string())
-    img.parent_reference = p->get_string();
-  if (auto* vals = o.if_contains("values"); vals && vals->is_object())
-    img.values = std::move(vals->get_object());
-  return std::optional<EntityImage>{std::move(img)};
+  auto img = decode_image(v);
+  if (!img) return make_error(Errc::storage, "corrupt entity image " + key);
+  return img;
 }
 
 Result<std::vector<OutboxEntry>> Store::read_outbox(std::uint64_t after, std::size_t max) {
@@ -489,23 +597,65 @@ Result<std::uint64_t> Store::prune(const std::vector<std::string>& peers, std::i
 
 namespace civishare {
 
-std::string Store::row_key(std::int64_t log_ts, const std::string& hash) {
-  char buf[24];
-  std::snprintf(buf, sizeof buf, "%016" PRIx64 "/", static_cast<std::uint64_t>(log_ts));
-  return buf + hash;
+Result<std::string> Store::next_row_counts_key(std::int64_t log_ts) {
+  const std::string prefix = row_prefix(log_ts) + "#";
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+  it->SeekForPrev(prefix + "\xff");
+  std::uint32_t n = 0;
+  if (it->Valid() && it->key().starts_with(prefix)) {
+    n = static_cast<std::uint32_t>(
+            std::strtoul(it->key().ToString().substr(prefix.size()).c_str(), nullptr, 16)) +
+        1;
+  }
+  if (!it->status().ok()) return storage_error(it->status(), "reading row counts");
+  char buf[12];
+  std::snprintf(buf, sizeof buf, "%08" PRIx32, n);
+  return prefix + buf;
 }
 
-Result<std::uint32_t> Store::row_count(const std::string& key) {
-  std::string v;
-  auto s = db_->Get(rocksdb::ReadOptions(), kRow + key, &v);
-  if (s.IsNotFound()) return std::uint32_t{0};
-  if (!s.ok()) return storage_error(s, "reading row counts");
-  return static_cast<std::uint32_t>(std::strtoul(v.c_str(), nullptr, 10));
+Result<std::unordered_map<std::uint64_t, std::uint32_t>> Store::row_counts(std::int64_t log_ts) {
+  std::unordered_map<std::uint64_t, std::uint32_t> counts;
+  auto note = [&](std::uint64_t hash, std::uint32_t count) {
+    auto& c = counts[hash];
+    c = std::max(c, count);  // counts are absolute: the highest is the latest
+  };
+  const std::string prefix = row_prefix(log_ts);
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+    const std::string_view name(it->key().data() + prefix.size(), it->key().size() - prefix.size());
+    const std::string_view v(it->value().data(), it->value().size());
+    if (name.starts_with("#")) {
+      if (v.size() % 12 != 0) return make_error(Errc::storage, "corrupt row counts " + prefix);
+      for (std::size_t at = 0; at < v.size(); at += 12) {
+        std::uint64_t hash = 0;
+        std::uint32_t count = 0;
+        for (int i = 0; i < 8; ++i)
+          hash |= std::uint64_t{static_cast<unsigned char>(v[at + i])} << (8 * i);
+        for (int i = 0; i < 4; ++i)
+          count |= std::uint32_t{static_cast<unsigned char>(v[at + 8 + i])} << (8 * i);
+        note(hash, count);
+      }
+    } else if (name.size() >= 16) {  // the older one-key-per-row form
+      unsigned char bytes[8];
+      bool valid = true;
+      for (int i = 0; i < 8; ++i) {
+        const int hi = hex_digit(name[2 * i]), lo = hex_digit(name[2 * i + 1]);
+        valid = valid && hi >= 0 && lo >= 0;
+        bytes[i] = static_cast<unsigned char>(hi * 16 + lo);
+      }
+      std::uint64_t hash = 0;
+      for (int i = 0; i < 8; ++i) hash |= std::uint64_t{bytes[i]} << (8 * i);
+      if (valid)
+        note(hash, static_cast<std::uint32_t>(std::strtoul(std::string(v).c_str(), nullptr, 10)));
+    }
+  }
+  if (!it->status().ok()) return storage_error(it->status(), "reading row counts");
+  return counts;
 }
 
 Status Store::prune_row_counts(std::int64_t before_ts) {
   rocksdb::WriteBatch wb;
-  const std::string end = kRow + row_key(before_ts, "");
+  const std::string end = row_prefix(before_ts);
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
   for (it->Seek(kRow); it->Valid() && it->key().starts_with(kRow) && it->key().ToString() < end;
        it->Next()) {

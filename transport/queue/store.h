@@ -13,10 +13,12 @@
 #include <boost/json.hpp>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "schemas/change.h"
@@ -62,11 +64,15 @@ struct InboxEntry {
   std::int64_t received_at = 0;  // unix seconds when it was accepted (set by the store)
 };
 
+// Attribute values by wire name, each as its JSON text (`"Karl"`, `12`, `true`, `null`): capture
+// compares and stores them as text, and parses only the few that changed.
+using WireValues = std::vector<std::pair<std::string, std::string>>;
+
 // The last image emitted for one entity: wire-named attribute values plus its references.
 struct EntityImage {
   std::string entity_reference;
   std::string parent_reference;  // for child entities (email...): the contact's reference
-  boost::json::object values;
+  WireValues values;
 };
 
 // What one capture step produces; committed atomically.
@@ -81,8 +87,9 @@ struct CaptureBatch {
   // parts to bound memory): peers get none of them, nor anything queued after them, until a
   // batch without `hold` commits (read_outbox stops before the first held record).
   bool hold = false;
-  // Log rows seen, as "<16 hex log ts>/<row hash>" -> how many identical rows (absolute count).
-  std::vector<std::pair<std::string, std::uint32_t>> row_counts;
+  // Log rows seen (log-table capture): log second -> (row hash, how many identical rows seen in
+  // all). Stored as one key per second and batch, not one per row.
+  std::map<std::int64_t, std::vector<std::pair<std::uint64_t, std::uint32_t>>> row_counts;
 };
 
 class Store {
@@ -107,11 +114,10 @@ class Store {
   Status commit_capture(CaptureBatch batch);
   Result<std::optional<std::string>> cursor(const std::string& name);
   Result<std::optional<EntityImage>> image(const std::string& key);
-  // How many identical log rows with this "<ts>/<hash>" key capture has seen (0 = none).
-  Result<std::uint32_t> row_count(const std::string& key);
+  // For log rows stamped `log_ts`: row hash -> how many identical rows capture has seen.
+  Result<std::unordered_map<std::uint64_t, std::uint32_t>> row_counts(std::int64_t log_ts);
   // Forgets row counts of rows stamped before `before_ts`.
   Status prune_row_counts(std::int64_t before_ts);
-  static std::string row_key(std::int64_t log_ts, const std::string& hash);
 
   // Sender side. Entries with seq > after, in order, at most `max`; never a held one (see
   // CaptureBatch::hold).
@@ -163,6 +169,7 @@ class Store {
  private:
   Store(rocksdb::DB* db, std::string dir);
   Result<std::uint64_t> last_seq(const std::string& prefix);
+  Result<std::string> next_row_counts_key(std::int64_t log_ts);
   // Every write goes through here, to notice the first failure (see write_failure()).
   rocksdb::Status write(const rocksdb::WriteOptions& options, rocksdb::WriteBatch* batch);
   std::string dir_;  // the store's directory
