@@ -74,6 +74,16 @@ void ChangeMapper::Images::flush_into(CaptureBatch& batch) {
   pending.clear();
 }
 
+void ChangeMapper::Images::hand_over(CaptureBatch& batch) {
+  batch.encoded_images.reserve(batch.encoded_images.size() + pending.size());
+  for (const auto& [key, img] : pending) {
+    batch.encoded_images.emplace_back(
+        key, img ? std::optional<std::string>(Store::encode_image(*img)) : std::nullopt);
+  }
+  in_flight = std::move(pending);
+  pending.clear();
+}
+
 ChangeMapper::Images ChangeMapper::store_images() {
   Images images;
   images.load = [this](const TypeDefinition& def, const std::string& id) {
@@ -85,8 +95,10 @@ ChangeMapper::Images ChangeMapper::store_images() {
 namespace {
 Result<std::optional<EntityImage>> image(ChangeMapper::Images& images, const TypeDefinition& def,
                                          const std::string& id) {
-  auto it = images.pending.find(ChangeMapper::image_key(def.table, id));
-  if (it != images.pending.end()) return it->second;
+  const std::string key = ChangeMapper::image_key(def.table, id);
+  for (const auto* overlay : {&images.pending, &images.in_flight}) {
+    if (auto it = overlay->find(key); it != overlay->end()) return it->second;
+  }
   return images.load(def, id);
 }
 }  // namespace

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <future>
 #include <map>
 #include <thread>
 #include <unordered_map>
@@ -17,6 +18,10 @@ namespace json = boost::json;
 namespace {
 
 using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
 
 using Columns = ColumnIndex;
 using LogRow = SourceRow;
@@ -172,7 +177,7 @@ struct LogTableSource::Impl {
     auto marker = store.cursor(kPartialName);
     if (!marker) return marker.error();
     const bool resuming = *marker && **marker == partial;
-    if (auto s = mapper.refresh_unmapped_tables(o.types); !s) return s;
+    bool refreshed = false;  // the mapper's idmap summary, fetched once rows come (not when idle)
     // What earlier scans counted, per second, loaded when first needed. Rows come roughly in
     // log_date order, so a few seconds are kept; one needed again is loaded again.
     std::map<std::int64_t, std::unordered_map<std::uint64_t, std::uint32_t>> loaded;
@@ -184,30 +189,55 @@ struct LogTableSource::Impl {
       if (loaded.size() >= 16) loaded.erase(loaded.begin());
       return &(loaded[ts] = std::move(*counts));
     };
+    // Chunks are committed on a thread of their own while the next one is mapped, in order, one
+    // in flight; their images stay readable (Images::in_flight) until committed.
+    std::future<Status> committing;
+    auto committed = [&]() -> Status {
+      if (!committing.valid()) return ok_status();
+      return committing.get();
+    };
+    struct WaitOnExit {  // an early return must not leave a commit running
+      std::future<Status>& f;
+      ~WaitOnExit() {
+        if (f.valid()) f.wait();
+      }
+    } wait_on_exit{committing};
     auto flush = [&](bool final) -> Status {
       if (auto s = mapper.add_primary_emails(batch.records); !s) return s;
-      images.flush_into(batch);
       batch.more_cursors.emplace_back(kPartialName, final ? std::string() : partial);
       if (final) {
         batch.cursor_name = kCursorName;
         batch.cursor = format_cursor(to);
       }
+      if (auto s = committed(); !s) return s;
+      images.hand_over(batch);
       result.records += batch.records.size();
-      crash_point("capture.before_commit");
-      auto s = store.commit_capture(std::move(batch));
-      if (s) crash_point("capture.after_commit");
+      committing = std::async(std::launch::async, [this, b = std::move(batch)]() mutable {
+        crash_point("capture.before_commit");
+        auto s = store.commit_capture(std::move(b));
+        if (s) crash_point("capture.after_commit");
+        return s;
+      });
       batch = CaptureBatch{};
       in_chunk = 0;
-      return s;
+      return final ? committed() : ok_status();
     };
     for (std::size_t t = 0; t < o.types.size(); ++t) {
       const TypeDefinition* type = o.types[t];
       std::vector<std::string> names;
       Columns cols;
       bool have_cols = false;
+      const auto started = Clock::now();
+      double processing = 0;  // seconds spent on the rows, not waiting for them
       auto s = db.stream("SELECT *, UNIX_TIMESTAMP(log_date) AS civishare_ts FROM " +
                              log_table(*type) + " WHERE " + window(from, to),
                          names, [&](const db::Row& row) -> Status {
+                           const auto row_started = Clock::now();
+                           struct Count {
+                             Clock::time_point from;
+                             double& into;
+                             ~Count() { into += seconds_since(from); }
+                           } count{row_started, processing};
                            if (!have_cols) {
                              cols = Columns(names);
                              have_cols = true;
@@ -226,6 +256,10 @@ struct LogTableSource::Impl {
                            if (++occurrences <= stored) return ok_status();  // seen before
                            batch.row_counts[lr.ts].emplace_back(hash, occurrences);
                            if (process) {
+                             if (!refreshed) {
+                               if (auto r = mapper.refresh_unmapped_tables(o.types); !r) return r;
+                               refreshed = true;
+                             }
                              if (lr.ts < new_from)
                                ++result.late_rows;
                              else
@@ -235,6 +269,7 @@ struct LogTableSource::Impl {
                            if (++in_chunk >= kChunk) return flush(false);
                            return ok_status();
                          });
+      result.db_seconds += seconds_since(started) - processing;
       if (!s) return s;
     }
     return flush(true);
@@ -333,14 +368,22 @@ Result<PollResult> LogTableSource::poll() {
   const bool reread = Clock::now() >= impl_->next_reread;
   if (to == *from && !reread) return result;
 
-  // One consistent snapshot across every captured log table; the trailing re-read, when due,
-  // is the same scan started `reread_horizon_s` earlier.
+  // One consistent snapshot across every captured log table (one table: its SELECT is one
+  // consistent read by itself, and an idle poll costs the server one statement); the trailing
+  // re-read, when due, is the same scan started `reread_horizon_s` earlier.
   const std::int64_t scan_from = reread ? *from - impl_->o.reread_horizon_s : *from;
   auto& db = impl_->db;
-  if (auto s = db.exec("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY"); !s)
-    return s.error();
+  const bool snapshot = impl_->o.types.size() > 1;
+  auto started = Clock::now();
+  if (snapshot) {
+    if (auto s = db.exec("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY"); !s)
+      return s.error();
+  }
+  result.db_seconds += seconds_since(started);
   auto s = impl_->scan(scan_from, to, *from, true, result);
-  (void)db.exec("COMMIT");
+  started = Clock::now();
+  if (snapshot) (void)db.exec("COMMIT");
+  result.db_seconds += seconds_since(started);
   if (!s) return s.error();
   result.watermark = to;
   if (result.late_rows) {

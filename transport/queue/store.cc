@@ -105,7 +105,9 @@ void put_text(std::string& out, std::string_view s) {
   out.append(s);
 }
 
-std::string encode_image(const EntityImage& img) {
+}  // namespace
+
+std::string Store::encode_image(const EntityImage& img) {
   std::size_t size = 8 + img.entity_reference.size() + img.parent_reference.size();
   for (const auto& [name, text] : img.values) size += 4 + name.size() + text.size();
   std::string out;
@@ -120,6 +122,8 @@ std::string encode_image(const EntityImage& img) {
   }
   return out;
 }
+
+namespace {
 
 // Reads the encoding above from `in`; false when it is cut short or malformed.
 struct ImageReader {
@@ -290,8 +294,12 @@ Status Store::commit_capture(CaptureBatch batch) {
     wb.Delete(kCursor + std::string(kHeldFrom));
   }
   for (const auto& [key, img] : batch.images) {
-    if (img)
-      wb.Put(kImage + key, encode_image(*img));
+    batch.encoded_images.emplace_back(
+        key, img ? std::optional<std::string>(encode_image(*img)) : std::nullopt);
+  }
+  for (const auto& [key, encoded] : batch.encoded_images) {
+    if (encoded)
+      wb.Put(kImage + key, *encoded);
     else
       wb.Delete(kImage + key);
   }

@@ -80,6 +80,8 @@ struct CaptureBatch {
   std::vector<OutboxEntry> records;  // seq is assigned by the store
   std::vector<std::pair<std::string, std::optional<EntityImage>>>
       images;  // key -> image (nullopt = erase)
+  // Images already encoded with Store::encode_image, written as they are (nullopt = erase).
+  std::vector<std::pair<std::string, std::optional<std::string>>> encoded_images;
   std::string cursor_name;
   std::string cursor;
   std::vector<std::pair<std::string, std::string>> more_cursors;  // further name -> value
@@ -114,6 +116,7 @@ class Store {
   Status commit_capture(CaptureBatch batch);
   Result<std::optional<std::string>> cursor(const std::string& name);
   Result<std::optional<EntityImage>> image(const std::string& key);
+  static std::string encode_image(const EntityImage& image);
   // For log rows stamped `log_ts`: row hash -> how many identical rows capture has seen.
   Result<std::unordered_map<std::uint64_t, std::uint32_t>> row_counts(std::int64_t log_ts);
   // Forgets row counts of rows stamped before `before_ts`.
