@@ -75,13 +75,10 @@ void ChangeMapper::Images::flush_into(CaptureBatch& batch) {
 }
 
 void ChangeMapper::Images::hand_over(CaptureBatch& batch) {
-  batch.encoded_images.reserve(batch.encoded_images.size() + pending.size());
-  for (const auto& [key, img] : pending) {
-    batch.encoded_images.emplace_back(
-        key, img ? std::optional<std::string>(Store::encode_image(*img)) : std::nullopt);
-  }
-  in_flight = std::move(pending);
+  in_flight =
+      std::make_shared<const std::map<std::string, std::optional<EntityImage>>>(std::move(pending));
   pending.clear();
+  batch.shared_images = in_flight;
 }
 
 ChangeMapper::Images ChangeMapper::store_images() {
@@ -96,8 +93,9 @@ namespace {
 Result<std::optional<EntityImage>> image(ChangeMapper::Images& images, const TypeDefinition& def,
                                          const std::string& id) {
   const std::string key = ChangeMapper::image_key(def.table, id);
-  for (const auto* overlay : {&images.pending, &images.in_flight}) {
-    if (auto it = overlay->find(key); it != overlay->end()) return it->second;
+  if (auto it = images.pending.find(key); it != images.pending.end()) return it->second;
+  if (images.in_flight) {
+    if (auto it = images.in_flight->find(key); it != images.in_flight->end()) return it->second;
   }
   return images.load(def, id);
 }

@@ -79,13 +79,13 @@ class ChangeMapper {
   struct Images {
     std::map<std::string, std::optional<EntityImage>> pending;
     // Images of a batch being committed on another thread: read like pending ones until then.
-    std::map<std::string, std::optional<EntityImage>> in_flight;
+    std::shared_ptr<const std::map<std::string, std::optional<EntityImage>>> in_flight;
     std::function<Result<std::optional<EntityImage>>(const TypeDefinition&, const std::string&)>
         load;
     // Moves the pending images into `batch`.
     void flush_into(CaptureBatch& batch);
-    // Puts the pending images into `batch` (encoded) and keeps them as in flight, replacing the
-    // previous in-flight ones: call once the previous batch is committed.
+    // Shares the pending images with `batch` and keeps them as in flight, replacing the previous
+    // in-flight ones: call once the previous batch is committed.
     void hand_over(CaptureBatch& batch);
   };
   Images store_images();  // load = the store's images

@@ -293,15 +293,15 @@ Status Store::commit_capture(CaptureBatch batch) {
     held = 0;
     wb.Delete(kCursor + std::string(kHeldFrom));
   }
-  for (const auto& [key, img] : batch.images) {
-    batch.encoded_images.emplace_back(
-        key, img ? std::optional<std::string>(encode_image(*img)) : std::nullopt);
-  }
-  for (const auto& [key, encoded] : batch.encoded_images) {
-    if (encoded)
-      wb.Put(kImage + key, *encoded);
+  auto put_image = [&](const std::string& key, const std::optional<EntityImage>& img) {
+    if (img)
+      wb.Put(kImage + key, encode_image(*img));
     else
       wb.Delete(kImage + key);
+  };
+  for (const auto& [key, img] : batch.images) put_image(key, img);
+  if (batch.shared_images) {
+    for (const auto& [key, img] : *batch.shared_images) put_image(key, img);
   }
   if (!batch.cursor_name.empty()) {
     wb.Put(kCursor + batch.cursor_name, batch.cursor);

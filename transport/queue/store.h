@@ -80,8 +80,9 @@ struct CaptureBatch {
   std::vector<OutboxEntry> records;  // seq is assigned by the store
   std::vector<std::pair<std::string, std::optional<EntityImage>>>
       images;  // key -> image (nullopt = erase)
-  // Images already encoded with Store::encode_image, written as they are (nullopt = erase).
-  std::vector<std::pair<std::string, std::optional<std::string>>> encoded_images;
+  // More images, written like `images`, shared with a capture source that reads them until the
+  // batch is committed (ChangeMapper::Images::in_flight).
+  std::shared_ptr<const std::map<std::string, std::optional<EntityImage>>> shared_images;
   std::string cursor_name;
   std::string cursor;
   std::vector<std::pair<std::string, std::string>> more_cursors;  // further name -> value
