@@ -67,7 +67,7 @@ TEST_F(StoreTest, RecordsAndCursorCommitTogetherAndSurviveAReopen) {
 // pruning drops whole seconds.
 TEST_F(StoreTest, RowCountsAddUpAcrossBatchesAndReopensAndOlderKeysStillCount) {
   store_.reset();
-  {  // what versions up to 0.3 wrote: r/<16 hex second>/<24 hex of the row sha512> -> "count"
+  {  // what earlier builds wrote: r/<16 hex second>/<24 hex of the row sha512> -> "count"
     rocksdb::DB* raw = nullptr;
     rocksdb::Options o;
     o.create_if_missing = true;

@@ -91,7 +91,7 @@ Result<Entry> decode_entry(std::uint64_t seq, const rocksdb::Slice& value) {
 
 // Images are stored as 0x01, then length-prefixed (LEB128) strings: the entity reference, the
 // parent reference, the number of values, and each value's wire name and JSON text. Images
-// written before (up to 0.3) are JSON, {"ref":..,"parent":..,"values":{..}}, and still read.
+// written by earlier builds are JSON, {"ref":..,"parent":..,"values":{..}}, and still read.
 void put_varint(std::string& out, std::size_t n) {
   while (n >= 0x80) {
     out.push_back(static_cast<char>(n | 0x80));
@@ -182,7 +182,7 @@ std::optional<EntityImage> decode_image(std::string_view v) {
 // Row counts of one second live under "r/<16 hex ts>/": one key "#<8 hex n>" per batch that saw
 // rows of that second, holding 12 bytes per distinct row (the row hash and the absolute count,
 // little-endian), n counting up per second. Keys "<24 hex>" (one per row, the row sha512's first
-// 12 bytes, the count in decimal) were written before (up to 0.3) and are still read.
+// 12 bytes, the count in decimal) were written by earlier builds and are still read.
 std::string row_prefix(std::int64_t log_ts) {
   char buf[24];
   std::snprintf(buf, sizeof buf, "%016" PRIx64 "/", static_cast<std::uint64_t>(log_ts));
