@@ -151,6 +151,23 @@ Result<Change> change_from_json(const json::value& value) {
   return c;
 }
 
+namespace {
+
+// `"key":"value"` members, comma-separated (and after a comma unless `first`).
+void append_string_fields(
+    std::string& out, std::initializer_list<std::pair<std::string_view, std::string_view>> fields,
+    bool first = false) {
+  for (const auto& [key, value] : fields) {
+    if (!first) out.push_back(',');
+    first = false;
+    append_json_string(out, key);
+    out.push_back(':');
+    append_json_string(out, value);
+  }
+}
+
+}  // namespace
+
 std::string change_signature(const Change& c, std::string_view sending_node) {
   // The canonical JSON of {type, entity, entity_reference, operation, timestamp, sender,
   // attributes: {name: to}}, written directly: keys in byte order, attributes sorted by name (the
@@ -173,35 +190,27 @@ std::string change_signature(const Change& c, std::string_view sending_node) {
     text.push_back(':');
     append_canonical_json(text, attrs[i]->to);
   }
-  text += "},\"entity\":";
-  append_json_string(text, c.entity);
-  text += ",\"entity_reference\":";
-  append_json_string(text, c.entity_reference);
-  text += ",\"operation\":";
-  append_json_string(text, to_string(c.operation));
-  text += ",\"sender\":";
-  append_json_string(text, sending_node);
-  text += ",\"timestamp\":";
-  append_json_string(text, c.timestamp);
-  text += ",\"type\":";
-  append_json_string(text, c.type);
+  text += "}";
+  append_string_fields(text, {{"entity", c.entity},
+                              {"entity_reference", c.entity_reference},
+                              {"operation", to_string(c.operation)},
+                              {"sender", sending_node},
+                              {"timestamp", c.timestamp},
+                              {"type", c.type}});
   text.push_back('}');
   return base64_encode(sha512(text));
 }
 
 void append_json(std::string& out, const Change& c) {
-  out += "{\"id\":";
-  append_json_string(out, c.id);
-  out += ",\"type\":";
-  append_json_string(out, c.type);
-  out += ",\"timestamp\":";
-  append_json_string(out, c.timestamp);
-  out += ",\"entity\":";
-  append_json_string(out, c.entity);
-  out += ",\"entity_reference\":";
-  append_json_string(out, c.entity_reference);
-  out += ",\"operation\":";
-  append_json_string(out, to_string(c.operation));
+  out += "{";
+  append_string_fields(out,
+                       {{"id", c.id},
+                        {"type", c.type},
+                        {"timestamp", c.timestamp},
+                        {"entity", c.entity},
+                        {"entity_reference", c.entity_reference},
+                        {"operation", to_string(c.operation)}},
+                       true);
   out += ",\"context\":{";
   bool first = true;
   for (const auto& [k, v] : c.context) {
