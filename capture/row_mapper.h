@@ -15,12 +15,12 @@
 #include "schemas/db/mariadb.h"
 #include "schemas/result.h"
 #include "schemas/type_definition.h"
-#include "transport/queue/store.h"
 
 namespace civishare {
 
 // Column name -> position, built once per result: rows are read by name, so a column CiviCRM
-// adds to a log table later (after log_action) does not move anything.
+// adds to a log table later (after log_action) does not move anything. Not thread-safe (it
+// remembers the positions of each type's columns).
 class ColumnIndex {
  public:
   ColumnIndex() = default;

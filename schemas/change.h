@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "schemas/result.h"
@@ -25,6 +26,10 @@ struct AttributeChange {
 
   bool operator==(const AttributeChange&) const = default;
 };
+
+// Attribute values by wire name, each as its JSON text (`"Karl"`, `12`, `true`, `null`): capture
+// keeps the last image of an entity this way, compares texts, and parses only what changed.
+using WireValues = std::vector<std::pair<std::string, std::string>>;
 
 struct Change {
   std::string id;                // unique id of this change on its origin node

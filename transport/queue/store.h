@@ -64,10 +64,6 @@ struct InboxEntry {
   std::int64_t received_at = 0;  // unix seconds when it was accepted (set by the store)
 };
 
-// Attribute values by wire name, each as its JSON text (`"Karl"`, `12`, `true`, `null`): capture
-// compares and stores them as text, and parses only the few that changed.
-using WireValues = std::vector<std::pair<std::string, std::string>>;
-
 // The last image emitted for one entity: wire-named attribute values plus its references.
 struct EntityImage {
   std::string entity_reference;
