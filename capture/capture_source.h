@@ -21,8 +21,8 @@ struct PollResult {
   std::size_t late_rows = 0;   // log tables: rows found by the trailing re-read
   std::int64_t watermark = 0;  // unix seconds everything before which is captured
   bool at_head = false;        // binlog: read up to the end of the binlog (or a heartbeat)
-  // Log tables: seconds spent waiting on the database (its statements; the rows' processing is
-  // not counted): what an idle poll costs the server.
+  // Log tables: seconds spent waiting on the database (each statement until its first row or its
+  // end; the rows' processing is not counted): what an idle poll costs the server.
   double db_seconds = 0;
 };
 

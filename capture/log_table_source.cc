@@ -227,18 +227,12 @@ struct LogTableSource::Impl {
       std::vector<std::string> names;
       Columns cols;
       bool have_cols = false;
-      const auto started = Clock::now();
-      double processing = 0;  // seconds spent on the rows, not waiting for them
+      const auto started = Clock::now();  // the statement's wait: until its first row or end
       auto s = db.stream("SELECT *, UNIX_TIMESTAMP(log_date) AS civishare_ts FROM " +
                              log_table(*type) + " WHERE " + window(from, to),
                          names, [&](const db::Row& row) -> Status {
-                           const auto row_started = Clock::now();
-                           struct Count {
-                             Clock::time_point from;
-                             double& into;
-                             ~Count() { into += seconds_since(from); }
-                           } count{row_started, processing};
                            if (!have_cols) {
+                             result.db_seconds += seconds_since(started);
                              cols = Columns(names);
                              have_cols = true;
                            }
@@ -269,7 +263,7 @@ struct LogTableSource::Impl {
                            if (++in_chunk >= kChunk) return flush(false);
                            return ok_status();
                          });
-      result.db_seconds += seconds_since(started) - processing;
+      if (!have_cols) result.db_seconds += seconds_since(started);
       if (!s) return s;
     }
     return flush(true);

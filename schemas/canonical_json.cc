@@ -84,32 +84,8 @@ bool append_scalar(std::string& out, const json::value& v) {
   }
 }
 
-}  // namespace
-
-void append_json(std::string& out, const json::value& v) {
-  if (append_scalar(out, v)) return;
-  const bool object = v.is_object();
-  out.push_back(object ? '{' : '[');
-  bool first = true;
-  if (object) {
-    for (const auto& kv : v.get_object()) {
-      if (!first) out.push_back(',');
-      first = false;
-      append_json_string(out, kv.key());
-      out.push_back(':');
-      append_json(out, kv.value());
-    }
-  } else {
-    for (const auto& item : v.get_array()) {
-      if (!first) out.push_back(',');
-      first = false;
-      append_json(out, item);
-    }
-  }
-  out.push_back(object ? '}' : ']');
-}
-
-void append_canonical_json(std::string& out, const json::value& v) {
+// Objects with their members in stored order, or (`canonical`) sorted by key.
+void write(std::string& out, const json::value& v, bool canonical) {
   if (append_scalar(out, v)) return;
   if (v.is_array()) {
     out.push_back('[');
@@ -117,7 +93,7 @@ void append_canonical_json(std::string& out, const json::value& v) {
     for (const auto& item : v.get_array()) {
       if (!first) out.push_back(',');
       first = false;
-      append_canonical_json(out, item);
+      write(out, item, canonical);
     }
     out.push_back(']');
     return;
@@ -126,7 +102,9 @@ void append_canonical_json(std::string& out, const json::value& v) {
   std::vector<const json::key_value_pair*> items;
   items.reserve(obj.size());
   for (const auto& kv : obj) items.push_back(&kv);
-  std::sort(items.begin(), items.end(), [](auto* a, auto* b) { return a->key() < b->key(); });
+  if (canonical) {
+    std::sort(items.begin(), items.end(), [](auto* a, auto* b) { return a->key() < b->key(); });
+  }
   out.push_back('{');
   bool first = true;
   for (const auto* kv : items) {
@@ -134,9 +112,19 @@ void append_canonical_json(std::string& out, const json::value& v) {
     first = false;
     append_json_string(out, kv->key());
     out.push_back(':');
-    append_canonical_json(out, kv->value());
+    write(out, kv->value(), canonical);
   }
   out.push_back('}');
+}
+
+}  // namespace
+
+void append_json(std::string& out, const json::value& v) {
+  write(out, v, false);
+}
+
+void append_canonical_json(std::string& out, const json::value& v) {
+  write(out, v, true);
 }
 
 std::string canonical_json(const json::value& value) {
