@@ -68,6 +68,7 @@ TEST_F(StoreTest, RecordsAndCursorCommitTogetherAndSurviveAReopen) {
 TEST_F(StoreTest, RowCountsAddUpAcrossBatchesAndReopensAndOlderKeysStillCount) {
   store_.reset();
   {  // what earlier builds wrote: r/<16 hex second>/<24 hex of the row sha512> -> "count"
+    std::filesystem::remove_all(dir_ / "store");  // a store of an earlier build: one family
     rocksdb::DB* raw = nullptr;
     rocksdb::Options o;
     o.create_if_missing = true;
@@ -103,6 +104,7 @@ TEST_F(StoreTest, RowCountsAddUpAcrossBatchesAndReopensAndOlderKeysStillCount) {
 TEST_F(StoreTest, ImagesRoundTripAndOlderJsonImagesStillRead) {
   store_.reset();
   {
+    std::filesystem::remove_all(dir_ / "store");  // a store of an earlier build: one family
     rocksdb::DB* raw = nullptr;
     rocksdb::Options o;
     o.create_if_missing = true;
@@ -222,6 +224,111 @@ TEST_F(StoreTest, InboxKeepsOrderAndRemembersMessageIds) {
   ASSERT_TRUE(store_->remove_inbox((*in)[0].seq));
   EXPECT_EQ(store_->inbox_size(), 1u);
   EXPECT_TRUE(*store_->any_signature_seen({"sig-t2"}));
+}
+
+// Earlier builds kept every key in RocksDB's default column family. Such a store, holding a bit
+// of everything, opens read-only as it is, and the first read-write open moves the outbox, images
+// and seen signatures into their own families: everything reads back as before, nothing stays
+// behind in the default family, and the next open has nothing left to move.
+TEST_F(StoreTest, AStoreOfAnEarlierBuildWithOneColumnFamilyMovesWholeIntoTheFamilies) {
+  CaptureBatch b;
+  b.records = {entry("t1"), entry("t2")};
+  EntityImage img;
+  img.entity_reference = "civi1-7";
+  img.values = {{"first_name", "\"Karl\""}};
+  b.images.emplace_back("civicrm_contact/7", img);
+  b.cursor_name = "log_tables";
+  b.cursor = "lt1:100";
+  b.row_counts[100] = {{7, 1}};
+  ASSERT_TRUE(store_->commit_capture(std::move(b)));
+  ASSERT_TRUE(store_->set_acked("p", 1));
+  ASSERT_TRUE(store_->commit_receive("p", "m1", {InboxEntry{0, entry("t3").change, "p"}}));
+  store_.reset();
+
+  // The same keys and values, all in the default family (as an earlier build wrote them).
+  std::vector<std::pair<std::string, std::string>> all;
+  {
+    std::vector<std::string> names;
+    ASSERT_TRUE(
+        rocksdb::DB::ListColumnFamilies(rocksdb::Options(), (dir_ / "store").string(), &names)
+            .ok());
+    EXPECT_EQ(names.size(), 4u);
+    std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
+    for (const auto& n : names) descriptors.emplace_back(n, rocksdb::ColumnFamilyOptions());
+    std::vector<rocksdb::ColumnFamilyHandle*> handles;
+    rocksdb::DB* raw = nullptr;
+    ASSERT_TRUE(rocksdb::DB::OpenForReadOnly(rocksdb::Options(), (dir_ / "store").string(),
+                                             descriptors, &handles, &raw)
+                    .ok());
+    for (auto* h : handles) {
+      std::unique_ptr<rocksdb::Iterator> it(raw->NewIterator(rocksdb::ReadOptions(), h));
+      for (it->SeekToFirst(); it->Valid(); it->Next())
+        all.emplace_back(it->key().ToString(), it->value().ToString());
+      raw->DestroyColumnFamilyHandle(h);
+    }
+    delete raw;
+  }
+  std::filesystem::remove_all(dir_ / "store");
+  {
+    rocksdb::DB* raw = nullptr;
+    rocksdb::Options o;
+    o.create_if_missing = true;
+    ASSERT_TRUE(rocksdb::DB::Open(o, (dir_ / "store").string(), &raw).ok());
+    for (const auto& [k, v] : all) ASSERT_TRUE(raw->Put(rocksdb::WriteOptions(), k, v).ok());
+    delete raw;
+  }
+  auto check = [&](Store& s, std::size_t records) {
+    auto out = s.read_outbox(0, 10);
+    ASSERT_TRUE(out.ok()) << out.error().message;
+    ASSERT_EQ(out->size(), records);
+    EXPECT_EQ((*out)[1].change.type, "t2");
+    auto back = s.image("civicrm_contact/7");
+    ASSERT_TRUE(back.ok() && *back);
+    EXPECT_EQ((*back)->values, img.values);
+    EXPECT_TRUE(*s.any_signature_seen({"sig-t1"}));
+    EXPECT_TRUE(*s.any_signature_seen({"sig-t3"}));
+    EXPECT_FALSE(*s.any_signature_seen({"sig-t4"}));
+    EXPECT_EQ(*s.cursor("log_tables"), std::optional<std::string>("lt1:100"));
+    EXPECT_EQ(*s.acked("p"), 1u);
+    EXPECT_EQ(s.row_counts(100)->size(), 1u);
+  };
+  {
+    auto ro = Store::open_read_only(dir_.string());
+    ASSERT_TRUE(ro.ok()) << ro.error().message;
+    check(**ro, 2);
+  }
+  for (int open = 0; open < 2; ++open) {
+    reopen();
+    check(*store_, 2 + open);
+    EXPECT_EQ(*store_->message_seen("p", "m1"), true);
+    EXPECT_EQ(store_->read_inbox(10)->size(), 1u);
+    CaptureBatch more;  // sequences go on after the moved records
+    more.records = {entry("t5")};
+    ASSERT_TRUE(store_->commit_capture(std::move(more)));
+    auto out = store_->read_outbox(2 + open, 10);
+    ASSERT_EQ(out->size(), 1u);
+    EXPECT_EQ((*out)[0].seq, 3u + open);
+  }
+  store_.reset();
+  {  // nothing of the three families stayed behind in the default one
+    rocksdb::DB* raw = nullptr;
+    std::vector<rocksdb::ColumnFamilyDescriptor> descriptors{
+        {rocksdb::kDefaultColumnFamilyName, rocksdb::ColumnFamilyOptions()}};
+    std::vector<rocksdb::ColumnFamilyHandle*> handles;
+    ASSERT_TRUE(rocksdb::DB::OpenForReadOnly(rocksdb::Options(), (dir_ / "store").string(),
+                                             descriptors, &handles, &raw)
+                    .ok());
+    std::unique_ptr<rocksdb::Iterator> it(raw->NewIterator(rocksdb::ReadOptions(), handles[0]));
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      const std::string k = it->key().ToString();
+      EXPECT_FALSE(k.starts_with("o/") || k.starts_with("m/") || k.starts_with("s/")) << k;
+    }
+    it.reset();
+    raw->DestroyColumnFamilyHandle(handles[0]);
+    delete raw;
+  }
+  reopen();
+  check(*store_, 4);
 }
 
 TEST_F(StoreTest, ReadOnlyViewWorksBesideTheWriter) {

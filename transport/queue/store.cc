@@ -7,12 +7,15 @@
 #include <rocksdb/write_batch.h>
 #include <sys/statvfs.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cinttypes>
 #include <cstdio>
+#include <iterator>
 
 #include "schemas/canonical_json.h"
 #include "schemas/crash_point.h"
+#include "schemas/log.h"
 
 namespace civishare {
 namespace json = boost::json;
@@ -207,58 +210,178 @@ int hex_digit(char c) {
 
 }  // namespace
 
-Store::Store(rocksdb::DB* db, std::string dir) : dir_(std::move(dir)), db_(db) {}
+// Column families by key prefix (keys keep their prefixes). The outbox's keys only grow, so a
+// flushed file seldom overlaps older ones and compaction mostly moves files instead of rewriting
+// them; images are overwritten in place and read by point look-ups; seen signatures are random
+// keys. Kept apart, none of them rewrites the others. Everything else is small and stays in the
+// default family.
+struct FamilyOfPrefix {
+  const char* prefix;
+  const char* name;
+};
+constexpr FamilyOfPrefix kFamilies[] = {{kOutbox, "outbox"}, {kImage, "images"}, {kSeen, "seen"}};
+
+struct Store::Families {
+  rocksdb::DB* db = nullptr;
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;                  // as opened
+  rocksdb::ColumnFamilyHandle* fallback = nullptr;                    // the default family
+  rocksdb::ColumnFamilyHandle* of_prefix[std::size(kFamilies)] = {};  // fallback if not opened
+
+  rocksdb::ColumnFamilyHandle* of(const rocksdb::Slice& key) const {
+    for (std::size_t i = 0; i < std::size(kFamilies); ++i) {
+      if (key.starts_with(kFamilies[i].prefix)) return of_prefix[i];
+    }
+    return fallback;
+  }
+  ~Families() {
+    for (auto* h : handles) db->DestroyColumnFamilyHandle(h);
+  }
+};
+
+class Store::Batch {
+ public:
+  explicit Batch(const Families& f) : f_(f) {}
+  void put(const rocksdb::Slice& key, const rocksdb::Slice& value) {
+    wb_.Put(f_.of(key), key, value);
+  }
+  void erase(const rocksdb::Slice& key) { wb_.Delete(f_.of(key), key); }
+  rocksdb::WriteBatch* rocks() { return &wb_; }
+
+ private:
+  const Families& f_;
+  rocksdb::WriteBatch wb_;
+};
+
+Store::Store(rocksdb::DB* db, std::unique_ptr<Families> families, std::string dir)
+    : dir_(std::move(dir)), db_(db), families_(std::move(families)) {}
 Store::~Store() {
+  families_.reset();  // handles go before the database
   delete db_;
 }
 
+rocksdb::Status Store::get(const std::string& key, std::string* value) const {
+  return db_->Get(rocksdb::ReadOptions(), families_->of(key), key, value);
+}
+
+std::unique_ptr<rocksdb::Iterator> Store::iterate(const std::string& prefix) const {
+  return std::unique_ptr<rocksdb::Iterator>(
+      db_->NewIterator(rocksdb::ReadOptions(), families_->of(prefix)));
+}
+
 Result<std::unique_ptr<Store>> Store::open(const std::string& data_dir) {
-  rocksdb::Options options;
-  options.create_if_missing = true;
-  options.max_open_files = 256;
-  options.keep_log_file_num = 5;
-  // Bounded memory (the agent sits beside the database): two 16 MiB memtables at most.
-  options.write_buffer_size = 16 << 20;
-  options.max_write_buffer_number = 2;
-  rocksdb::BlockBasedTableOptions table;
-  table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));  // point look-ups of absent keys
-  options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
-  rocksdb::DB* db = nullptr;
-  auto s = rocksdb::DB::Open(options, data_dir + "/store", &db);
-  if (!s.ok()) {
-    return make_error(Errc::storage,
-                      "cannot open the store in " + data_dir +
-                          "/store (is another civishare using this data_dir?): " + s.ToString());
-  }
-  std::unique_ptr<Store> store(new Store(db, data_dir + "/store"));
-  auto out = store->last_seq(kOutbox);
-  if (!out) return out.error();
-  auto in = store->last_seq(kInbox);
-  if (!in) return in.error();
-  store->next_outbox_ = *out + 1;
-  store->next_inbox_ = *in + 1;
-  if (auto held = store->load_held(); !held) return held.error();
-  return store;
+  return open_at(data_dir, false);
 }
 
 Result<std::unique_ptr<Store>> Store::open_read_only(const std::string& data_dir) {
+  return open_at(data_dir, true);
+}
+
+Result<std::unique_ptr<Store>> Store::open_at(const std::string& data_dir, bool read_only) {
+  const std::string path = data_dir + "/store";
   rocksdb::Options options;
-  rocksdb::DB* db = nullptr;
-  auto s = rocksdb::DB::OpenForReadOnly(options, data_dir + "/store", &db);
-  if (!s.ok()) {
-    return make_error(Errc::storage, "cannot read the store in " + data_dir +
-                                         "/store (has `civishare init` run?): " + s.ToString());
+  options.create_if_missing = !read_only;
+  options.create_missing_column_families = !read_only;
+  options.max_open_files = 256;
+  options.keep_log_file_num = 5;
+  // Bounded memory (the agent sits beside the database): 16 MiB memtables, two per family at
+  // most, 48 MiB across the families.
+  options.write_buffer_size = 16 << 20;
+  options.max_write_buffer_number = 2;
+  options.db_write_buffer_size = 48 << 20;
+  rocksdb::BlockBasedTableOptions table;
+  table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));  // point look-ups of absent keys
+  options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+
+  std::vector<std::string> names;
+  if (!rocksdb::DB::ListColumnFamilies(options, path, &names).ok() || names.empty())
+    names = {rocksdb::kDefaultColumnFamilyName};  // a new store (or none: Open says so below)
+  if (!read_only) {  // a read-only view opens what exists (a store of an earlier build: default)
+    for (const auto& f : kFamilies) {
+      if (std::find(names.begin(), names.end(), f.name) == names.end()) names.push_back(f.name);
+    }
   }
-  std::unique_ptr<Store> store(new Store(db, data_dir + "/store"));
+  std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
+  for (const auto& n : names) descriptors.emplace_back(n, rocksdb::ColumnFamilyOptions(options));
+  auto families = std::make_unique<Families>();
+  rocksdb::DB* db = nullptr;
+  auto s = read_only
+               ? rocksdb::DB::OpenForReadOnly(options, path, descriptors, &families->handles, &db)
+               : rocksdb::DB::Open(options, path, descriptors, &families->handles, &db);
+  if (!s.ok()) {
+    if (read_only) {
+      return make_error(Errc::storage, "cannot read the store in " + path +
+                                           " (has `civishare init` run?): " + s.ToString());
+    }
+    return make_error(Errc::storage,
+                      "cannot open the store in " + path +
+                          " (is another civishare using this data_dir?): " + s.ToString());
+  }
+  families->db = db;
+  for (std::size_t i = 0; i < names.size(); ++i) {
+    if (names[i] == rocksdb::kDefaultColumnFamilyName) families->fallback = families->handles[i];
+  }
+  for (std::size_t f = 0; f < std::size(kFamilies); ++f) {
+    families->of_prefix[f] = families->fallback;
+    for (std::size_t i = 0; i < names.size(); ++i) {
+      if (names[i] == kFamilies[f].name) families->of_prefix[f] = families->handles[i];
+    }
+  }
+  std::unique_ptr<Store> store(new Store(db, std::move(families), path));
+  if (!read_only) {
+    if (auto m = store->move_into_families(); !m) return m.error();
+  }
   auto out = store->last_seq(kOutbox);
   if (!out) return out.error();
   store->next_outbox_ = *out + 1;
+  if (!read_only) {
+    auto in = store->last_seq(kInbox);
+    if (!in) return in.error();
+    store->next_inbox_ = *in + 1;
+  }
   if (auto held = store->load_held(); !held) return held.error();
   return store;
 }
 
+Status Store::move_into_families() {
+  rocksdb::WriteOptions wo;
+  wo.sync = true;
+  for (std::size_t f = 0; f < std::size(kFamilies); ++f) {
+    rocksdb::ColumnFamilyHandle* target = families_->of_prefix[f];
+    if (target == families_->fallback) continue;
+    const std::string prefix = kFamilies[f].prefix;
+    std::unique_ptr<rocksdb::Iterator> it(
+        db_->NewIterator(rocksdb::ReadOptions(), families_->fallback));
+    rocksdb::WriteBatch wb;
+    std::uint64_t moved = 0;
+    // Each write moves its keys whole (put there, delete here): a crash in between resumes.
+    auto flush = [&]() -> Status {
+      auto s = write(wo, &wb);
+      if (!s.ok()) return storage_error(s, "moving keys into their column family");
+      wb.Clear();
+      return ok_status();
+    };
+    for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+      wb.Put(target, it->key(), it->value());
+      wb.Delete(families_->fallback, it->key());
+      ++moved;
+      if (wb.Count() >= 20000) {
+        if (auto s = flush(); !s) return s;
+      }
+    }
+    if (!it->status().ok()) return storage_error(it->status(), "reading the store");
+    if (wb.Count() > 0) {
+      if (auto s = flush(); !s) return s;
+    }
+    if (moved) {
+      log_info("store", "moved " + std::to_string(moved) + " key(s) of an earlier build into " +
+                            "the column family `" + kFamilies[f].name + "`");
+    }
+  }
+  return ok_status();
+}
+
 Result<std::uint64_t> Store::last_seq(const std::string& prefix) {
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+  auto it = iterate(prefix);
   std::string upper = prefix;
   upper.back() = static_cast<char>(upper.back() + 1);
   it->SeekForPrev(upper);
@@ -266,7 +389,7 @@ Result<std::uint64_t> Store::last_seq(const std::string& prefix) {
   if (!it->status().ok()) return storage_error(it->status(), "reading the queue");
   // Sequences never restart, even when the queue is empty: remember the high-water mark.
   std::string mark;
-  auto s = db_->Get(rocksdb::ReadOptions(), "h/" + prefix, &mark);
+  auto s = get("h/" + prefix, &mark);
   if (s.ok()) return std::strtoull(mark.c_str(), nullptr, 10);
   if (!s.IsNotFound()) return storage_error(s, "reading the queue");
   return std::uint64_t{0};
@@ -274,48 +397,48 @@ Result<std::uint64_t> Store::last_seq(const std::string& prefix) {
 
 Status Store::commit_capture(CaptureBatch batch) {
   std::lock_guard lock(mu_);
-  rocksdb::WriteBatch wb;
+  Batch wb(*families_);
   const std::string now = std::to_string(unix_now());
   std::uint64_t seq = next_outbox_;
   for (auto& r : batch.records) {
     r.seq = seq++;
     r.queued_at = unix_now();
-    wb.Put(seq_key(kOutbox, r.seq), encode_entry(r.change, r.came_from, r.queued_at, r.only_to));
+    wb.put(seq_key(kOutbox, r.seq), encode_entry(r.change, r.came_from, r.queued_at, r.only_to));
     // Our own signatures count as processed: a change that comes back to us is a loop.
-    for (const auto& sig : r.change.loop_detection) wb.Put(kSeen + sig, now);
+    for (const auto& sig : r.change.loop_detection) wb.put(kSeen + sig, now);
   }
-  if (seq != next_outbox_) wb.Put(std::string("h/") + kOutbox, std::to_string(seq - 1));
+  if (seq != next_outbox_) wb.put(std::string("h/") + kOutbox, std::to_string(seq - 1));
   std::uint64_t held = held_from_;
   if (batch.hold && held == 0 && seq != next_outbox_) {
     held = next_outbox_;
-    wb.Put(kCursor + std::string(kHeldFrom), std::to_string(held));
+    wb.put(kCursor + std::string(kHeldFrom), std::to_string(held));
   } else if (!batch.hold && held != 0) {
     held = 0;
-    wb.Delete(kCursor + std::string(kHeldFrom));
+    wb.erase(kCursor + std::string(kHeldFrom));
   }
   auto put_image = [&](const std::string& key, const std::optional<EntityImage>& img) {
     if (img)
-      wb.Put(kImage + key, encode_image(*img));
+      wb.put(kImage + key, encode_image(*img));
     else
-      wb.Delete(kImage + key);
+      wb.erase(kImage + key);
   };
   for (const auto& [key, img] : batch.images) put_image(key, img);
   if (batch.shared_images) {
     for (const auto& [key, img] : *batch.shared_images) put_image(key, img);
   }
   if (!batch.cursor_name.empty()) {
-    wb.Put(kCursor + batch.cursor_name, batch.cursor);
+    wb.put(kCursor + batch.cursor_name, batch.cursor);
     crash_point("capture.cursor_write");
   }
-  for (const auto& [name, value] : batch.more_cursors) wb.Put(kCursor + name, value);
+  for (const auto& [name, value] : batch.more_cursors) wb.put(kCursor + name, value);
   for (const auto& [ts, counts] : batch.row_counts) {
     auto key = next_row_counts_key(ts);
     if (!key) return key.error();
-    wb.Put(*key, encode_row_counts(counts));
+    wb.put(*key, encode_row_counts(counts));
   }
   rocksdb::WriteOptions wo;
   wo.sync = true;
-  auto s = write(wo, &wb);
+  auto s = write(wo, wb.rocks());
   if (!s.ok()) return storage_error(s, "committing captured changes");
   next_outbox_ = seq;
   held_from_ = held;
@@ -331,7 +454,7 @@ Status Store::load_held() {
 
 Result<std::optional<std::string>> Store::cursor(const std::string& name) {
   std::string v;
-  auto s = db_->Get(rocksdb::ReadOptions(), kCursor + name, &v);
+  auto s = get(kCursor + name, &v);
   if (s.IsNotFound()) return std::optional<std::string>{};
   if (!s.ok()) return storage_error(s, "reading cursor");
   return std::optional<std::string>{v};
@@ -339,7 +462,7 @@ Result<std::optional<std::string>> Store::cursor(const std::string& name) {
 
 Result<std::optional<EntityImage>> Store::image(const std::string& key) {
   std::string v;
-  auto s = db_->Get(rocksdb::ReadOptions(), kImage + key, &v);
+  auto s = get(kImage + key, &v);
   if (s.IsNotFound()) return std::optional<EntityImage>{};
   if (!s.ok()) return storage_error(s, "reading entity image");
   auto img = decode_image(v);
@@ -349,7 +472,7 @@ Result<std::optional<EntityImage>> Store::image(const std::string& key) {
 
 Result<std::vector<OutboxEntry>> Store::read_outbox(std::uint64_t after, std::size_t max) {
   std::vector<OutboxEntry> out;
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+  auto it = iterate(kOutbox);
   const std::uint64_t held = held_from_;
   for (it->Seek(seq_key(kOutbox, after + 1)); it->Valid() && out.size() < max; it->Next()) {
     if (!it->key().starts_with(kOutbox)) break;
@@ -364,7 +487,7 @@ Result<std::vector<OutboxEntry>> Store::read_outbox(std::uint64_t after, std::si
 
 Result<std::uint64_t> Store::acked(const std::string& peer) {
   std::string v;
-  auto s = db_->Get(rocksdb::ReadOptions(), kAck + peer, &v);
+  auto s = get(kAck + peer, &v);
   if (s.IsNotFound()) return std::uint64_t{0};
   if (!s.ok()) return storage_error(s, "reading ack position");
   return std::strtoull(v.c_str(), nullptr, 10);
@@ -373,9 +496,9 @@ Result<std::uint64_t> Store::acked(const std::string& peer) {
 Status Store::set_acked(const std::string& peer, std::uint64_t seq) {
   rocksdb::WriteOptions wo;
   wo.sync = true;
-  rocksdb::WriteBatch one;
-  one.Put(kAck + peer, std::to_string(seq));
-  auto s = write(wo, &one);
+  Batch one(*families_);
+  one.put(kAck + peer, std::to_string(seq));
+  auto s = write(wo, one.rocks());
   if (!s.ok()) return storage_error(s, "writing ack position");
   return ok_status();
 }
@@ -388,25 +511,25 @@ std::uint64_t Store::last_outbox_seq() const {
 Status Store::commit_receive(const std::string& peer, const std::string& message_id,
                              std::vector<InboxEntry> entries, std::uint64_t loops_dropped) {
   std::lock_guard lock(mu_);
-  rocksdb::WriteBatch wb;
+  Batch wb(*families_);
   if (loops_dropped) {
     auto before = counter(kLoopsDropped);
     if (!before) return before.error();
-    wb.Put(kCounter + std::string(kLoopsDropped), std::to_string(*before + loops_dropped));
+    wb.put(kCounter + std::string(kLoopsDropped), std::to_string(*before + loops_dropped));
   }
   std::uint64_t seq = next_inbox_;
   const std::string now = std::to_string(unix_now());
   for (auto& e : entries) {
     e.seq = seq++;
     e.received_at = unix_now();
-    wb.Put(seq_key(kInbox, e.seq), encode_entry(e.change, e.came_from, e.received_at));
-    for (const auto& sig : e.change.loop_detection) wb.Put(kSeen + sig, now);
+    wb.put(seq_key(kInbox, e.seq), encode_entry(e.change, e.came_from, e.received_at));
+    for (const auto& sig : e.change.loop_detection) wb.put(kSeen + sig, now);
   }
-  if (seq != next_inbox_) wb.Put(std::string("h/") + kInbox, std::to_string(seq - 1));
-  wb.Put(kMessage + peer + "/" + message_id, now);
+  if (seq != next_inbox_) wb.put(std::string("h/") + kInbox, std::to_string(seq - 1));
+  wb.put(kMessage + peer + "/" + message_id, now);
   rocksdb::WriteOptions wo;
   wo.sync = true;
-  auto s = write(wo, &wb);
+  auto s = write(wo, wb.rocks());
   if (!s.ok()) return storage_error(s, "persisting received changes");
   next_inbox_ = seq;
   return ok_status();
@@ -415,7 +538,7 @@ Status Store::commit_receive(const std::string& peer, const std::string& message
 Result<bool> Store::any_signature_seen(const std::vector<std::string>& signatures) {
   for (const auto& sig : signatures) {
     std::string v;
-    auto s = db_->Get(rocksdb::ReadOptions(), kSeen + sig, &v);
+    auto s = get(kSeen + sig, &v);
     if (s.ok()) return true;
     if (!s.IsNotFound()) return storage_error(s, "reading seen signatures");
   }
@@ -424,24 +547,24 @@ Result<bool> Store::any_signature_seen(const std::vector<std::string>& signature
 
 Result<bool> Store::message_seen(const std::string& peer, const std::string& message_id) {
   std::string v;
-  auto s = db_->Get(rocksdb::ReadOptions(), kMessage + peer + "/" + message_id, &v);
+  auto s = get(kMessage + peer + "/" + message_id, &v);
   if (s.ok()) return true;
   if (!s.IsNotFound()) return storage_error(s, "reading message ids");
   return false;
 }
 
 Status Store::mark_signatures_seen(const std::vector<std::string>& signatures) {
-  rocksdb::WriteBatch wb;
+  Batch wb(*families_);
   const std::string now = std::to_string(unix_now());
-  for (const auto& sig : signatures) wb.Put(kSeen + sig, now);
-  auto s = write(rocksdb::WriteOptions(), &wb);
+  for (const auto& sig : signatures) wb.put(kSeen + sig, now);
+  auto s = write(rocksdb::WriteOptions(), wb.rocks());
   if (!s.ok()) return storage_error(s, "writing seen signatures");
   return ok_status();
 }
 
 Result<std::vector<InboxEntry>> Store::read_inbox(std::size_t max) {
   std::vector<InboxEntry> out;
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+  auto it = iterate(kInbox);
   for (it->Seek(kInbox); it->Valid() && out.size() < max; it->Next()) {
     if (!it->key().starts_with(kInbox)) break;
     auto e = decode_entry<InboxEntry>(seq_of(it->key()), it->value());
@@ -456,9 +579,9 @@ Status Store::remove_inbox(std::uint64_t seq) {
   // Not synced: an entry whose removal a crash loses is offered again, and the appliers recognise
   // it (civishare_applied's unique signature, or the APIv4 applier's synced note) as applied.
   rocksdb::WriteOptions wo;
-  rocksdb::WriteBatch one;
-  one.Delete(seq_key(kInbox, seq));
-  auto s = write(wo, &one);
+  Batch one(*families_);
+  one.erase(seq_key(kInbox, seq));
+  auto s = write(wo, one.rocks());
   if (!s.ok()) return storage_error(s, "removing an applied inbox entry");
   return ok_status();
 }
@@ -492,16 +615,16 @@ std::optional<std::string> Store::write_failure() const {
 }
 
 Status Store::remove_inbox(const std::vector<std::uint64_t>& seqs) {
-  rocksdb::WriteBatch batch;
-  for (auto seq : seqs) batch.Delete(seq_key(kInbox, seq));
-  auto s = write(rocksdb::WriteOptions(), &batch);  // not synced: see above
+  Batch batch(*families_);
+  for (auto seq : seqs) batch.erase(seq_key(kInbox, seq));
+  auto s = write(rocksdb::WriteOptions(), batch.rocks());  // not synced: see above
   if (!s.ok()) return storage_error(s, "removing applied inbox entries");
   return ok_status();
 }
 
 std::uint64_t Store::inbox_size() const {
   std::uint64_t n = 0;
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+  auto it = iterate(kInbox);
   for (it->Seek(kInbox); it->Valid() && it->key().starts_with(kInbox); it->Next()) ++n;
   return n;
 }
@@ -516,7 +639,7 @@ Result<PeerBacklog> Store::backlog(const std::string& peer,
   auto acked_seq = acked(peer);
   if (!acked_seq) return acked_seq.error();
   b.acked = *acked_seq;
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+  auto it = iterate(kOutbox);
   for (it->Seek(seq_key(kOutbox, b.acked + 1)); it->Valid() && it->key().starts_with(kOutbox);
        it->Next()) {
     auto e = decode_entry<OutboxEntry>(seq_of(it->key()), it->value());
@@ -536,9 +659,9 @@ Status Store::set_peer_state(const std::string& peer, const PeerState& st) {
                  {"last_success_at", st.last_success_at},
                  {"last_error_at", st.last_error_at},
                  {"last_error", st.last_error}};
-  rocksdb::WriteBatch one;
-  one.Put(kPeer + peer, json::serialize(o));
-  auto s = write(rocksdb::WriteOptions(), &one);
+  Batch one(*families_);
+  one.put(kPeer + peer, json::serialize(o));
+  auto s = write(rocksdb::WriteOptions(), one.rocks());
   if (!s.ok()) return storage_error(s, "writing peer state");
   return ok_status();
 }
@@ -546,7 +669,7 @@ Status Store::set_peer_state(const std::string& peer, const PeerState& st) {
 Result<PeerState> Store::peer_state(const std::string& peer) {
   PeerState st;
   std::string v;
-  auto s = db_->Get(rocksdb::ReadOptions(), kPeer + peer, &v);
+  auto s = get(kPeer + peer, &v);
   if (s.IsNotFound()) return st;
   if (!s.ok()) return storage_error(s, "reading peer state");
   boost::system::error_code ec;
@@ -576,27 +699,29 @@ Result<std::uint64_t> Store::prune(const std::vector<std::string>& peers, std::i
     min_acked = std::min(min_acked, *a);
   }
   const std::int64_t now = unix_now();
-  rocksdb::WriteBatch wb;
+  Batch wb(*families_);
   std::uint64_t dropped = 0;
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+  auto it = iterate(kOutbox);
   for (it->Seek(kOutbox); it->Valid() && it->key().starts_with(kOutbox); it->Next()) {
     if (seq_of(it->key()) > min_acked) break;
     auto e = decode_entry<OutboxEntry>(seq_of(it->key()), it->value());
     if (!e) return e.error();
     if (e->queued_at > now - retention_s) break;  // in order: the rest is younger
-    wb.Delete(it->key());
+    wb.erase(it->key());
     ++dropped;
   }
   // Timestamped sets: values are the unix second they were written.
-  for (auto [prefix, keep] : {std::pair{kMessage, message_id_s}, {kSeen, signature_s}}) {
-    for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
-      if (std::strtoll(it->value().ToString().c_str(), nullptr, 10) < now - keep)
-        wb.Delete(it->key());
-    }
-  }
   if (!it->status().ok()) return storage_error(it->status(), "pruning");
-  if (wb.Count() == 0) return dropped;
-  auto s = write(rocksdb::WriteOptions(), &wb);
+  for (auto [prefix, keep] : {std::pair{kMessage, message_id_s}, {kSeen, signature_s}}) {
+    auto set = iterate(prefix);
+    for (set->Seek(prefix); set->Valid() && set->key().starts_with(prefix); set->Next()) {
+      if (std::strtoll(set->value().ToString().c_str(), nullptr, 10) < now - keep)
+        wb.erase(set->key());
+    }
+    if (!set->status().ok()) return storage_error(set->status(), "pruning");
+  }
+  if (wb.rocks()->Count() == 0) return dropped;
+  auto s = write(rocksdb::WriteOptions(), wb.rocks());
   if (!s.ok()) return storage_error(s, "pruning");
   return dropped;
 }
@@ -607,7 +732,7 @@ namespace civishare {
 
 Result<std::string> Store::next_row_counts_key(std::int64_t log_ts) {
   const std::string prefix = row_prefix(log_ts) + "#";
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+  auto it = iterate(prefix);
   it->SeekForPrev(prefix + "\xff");
   std::uint32_t n = 0;
   if (it->Valid() && it->key().starts_with(prefix)) {
@@ -628,7 +753,7 @@ Result<std::unordered_map<std::uint64_t, std::uint32_t>> Store::row_counts(std::
     c = std::max(c, count);  // counts are absolute: the highest is the latest
   };
   const std::string prefix = row_prefix(log_ts);
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+  auto it = iterate(prefix);
   for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
     const std::string_view name(it->key().data() + prefix.size(), it->key().size() - prefix.size());
     const std::string_view v(it->value().data(), it->value().size());
@@ -662,16 +787,16 @@ Result<std::unordered_map<std::uint64_t, std::uint32_t>> Store::row_counts(std::
 }
 
 Status Store::prune_row_counts(std::int64_t before_ts) {
-  rocksdb::WriteBatch wb;
+  Batch wb(*families_);
   const std::string end = row_prefix(before_ts);
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+  auto it = iterate(kRow);
   for (it->Seek(kRow); it->Valid() && it->key().starts_with(kRow) && it->key().ToString() < end;
        it->Next()) {
-    wb.Delete(it->key());
+    wb.erase(it->key());
   }
   if (!it->status().ok()) return storage_error(it->status(), "pruning row counts");
-  if (wb.Count() == 0) return ok_status();
-  auto s = write(rocksdb::WriteOptions(), &wb);
+  if (wb.rocks()->Count() == 0) return ok_status();
+  auto s = write(rocksdb::WriteOptions(), wb.rocks());
   if (!s.ok()) return storage_error(s, "pruning row counts");
   return ok_status();
 }
@@ -682,7 +807,7 @@ namespace civishare {
 
 Result<std::uint64_t> Store::counter(const std::string& name) {
   std::string v;
-  auto s = db_->Get(rocksdb::ReadOptions(), kCounter + name, &v);
+  auto s = get(kCounter + name, &v);
   if (s.IsNotFound()) return std::uint64_t{0};
   if (!s.ok()) return storage_error(s, "reading a counter");
   return std::strtoull(v.c_str(), nullptr, 10);
@@ -694,23 +819,23 @@ namespace civishare {
 
 Result<std::string> Store::value(const std::string& key) {
   std::string v;
-  auto s = db_->Get(rocksdb::ReadOptions(), "v/" + key, &v);
+  auto s = get("v/" + key, &v);
   if (s.IsNotFound()) return std::string();
   if (!s.ok()) return storage_error(s, "reading " + key);
   return v;
 }
 
 Status Store::put_values(const std::vector<std::pair<std::string, std::string>>& values) {
-  rocksdb::WriteBatch wb;
+  Batch wb(*families_);
   for (const auto& [k, v] : values) {
     if (v.empty())
-      wb.Delete("v/" + k);
+      wb.erase("v/" + k);
     else
-      wb.Put("v/" + k, v);
+      wb.put("v/" + k, v);
   }
   rocksdb::WriteOptions wo;
   wo.sync = true;
-  auto s = write(wo, &wb);
+  auto s = write(wo, wb.rocks());
   if (!s.ok()) return storage_error(s, "writing values");
   return ok_status();
 }

@@ -1,4 +1,5 @@
-// The agent's durable state in one RocksDB database under `data_dir`:
+// The agent's durable state in one RocksDB database under `data_dir` (the outbox, the images and
+// the seen signatures each in a column family of their own, the rest in the default one):
 //   outbox  — captured changes in capture order, each with a sequence number
 //   acks    — per peer, the highest outbox sequence the peer has acknowledged
 //   cursors — capture positions, written in the same WriteBatch as the records they produced
@@ -26,6 +27,7 @@
 
 namespace rocksdb {
 class DB;
+class Iterator;
 class Status;
 class WriteBatch;
 struct WriteOptions;
@@ -167,7 +169,14 @@ class Store {
   std::uint64_t inbox_size() const;
 
  private:
-  Store(rocksdb::DB* db, std::string dir);
+  struct Families;  // the column families, and which keys live in which
+  class Batch;      // a WriteBatch that puts each key into its column family
+  Store(rocksdb::DB* db, std::unique_ptr<Families> families, std::string dir);
+  static Result<std::unique_ptr<Store>> open_at(const std::string& data_dir, bool read_only);
+  // Moves keys that earlier builds kept in the default column family into their own (once).
+  Status move_into_families();
+  rocksdb::Status get(const std::string& key, std::string* value) const;
+  std::unique_ptr<rocksdb::Iterator> iterate(const std::string& prefix) const;
   Result<std::uint64_t> last_seq(const std::string& prefix);
   Result<std::string> next_row_counts_key(std::int64_t log_ts);
   // Every write goes through here, to notice the first failure (see write_failure()).
@@ -178,6 +187,7 @@ class Store {
   mutable std::mutex error_mu_;  // not mu_: write() runs with mu_ held
   std::string write_error_;      // guarded by error_mu_
   rocksdb::DB* db_;
+  std::unique_ptr<Families> families_;
   mutable std::mutex mu_;
   std::uint64_t next_outbox_ = 1;
   std::uint64_t next_inbox_ = 1;
