@@ -21,7 +21,8 @@ esac
 packages=(
   build-essential cmake ninja-build pkg-config git ca-certificates curl
   libmariadb-dev libboost1.81-dev libboost-json1.81-dev librocksdb-dev
-  libcurl4-openssl-dev libssl-dev libtomlplusplus-dev zlib1g-dev libgtest-dev libbenchmark-dev
+  libcurl4-openssl-dev libssl-dev libtomlplusplus-dev zlib1g-dev libjemalloc-dev libgtest-dev
+  libbenchmark-dev
   mariadb-server mariadb-client
 )
 
