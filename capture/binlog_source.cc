@@ -2,6 +2,7 @@
 
 #include <charconv>
 #include <chrono>
+#include <future>
 #include <unordered_map>
 
 #include "capture/binlog_rows.h"
@@ -108,6 +109,16 @@ struct BinlogSource::Impl {
   std::string committed;        // the cursor's GTID position as stored
   std::int64_t time_noted = 0;  // when kCursorTimeName was last written at the head
   bool had_partial = true;      // a partial marker may be stored (cleared by the next commit)
+  // The batch committed on a thread of its own while the next one is read (one at a time, in
+  // order), and what the source notes once it is committed.
+  struct InFlight {
+    std::future<Status> done;
+    std::string position;
+    bool in_trx = false;
+    bool at_head = false;
+    std::int64_t now = 0;
+  };
+  std::optional<InFlight> in_flight;
 
   Impl(BinlogOptions options, db::ConnectionOptions conn, db::Connection looker, Store& s)
       : o(std::move(options)),
@@ -268,16 +279,30 @@ struct BinlogSource::Impl {
     return ok_status();
   }
 
-  // Commits what the pass has since the last commit with the reader's position: held while
-  // inside a transaction.
+  // Waits for the batch in flight, if any, and notes its position once it is committed (not if
+  // it failed: the source then goes on from what is committed).
+  Status settle() {
+    if (!in_flight) return ok_status();
+    InFlight f = std::move(*in_flight);
+    in_flight.reset();
+    if (auto s = f.done.get(); !s) return s;
+    committed = f.position;
+    had_partial = f.in_trx;
+    if (f.at_head) time_noted = f.now;
+    return ok_status();
+  }
+
+  // Commits what the pass has since the last commit with the reader's position (held while
+  // inside a transaction), on a thread of its own once the previous batch is committed; its
+  // images stay readable to the mapper (Images::in_flight) meanwhile. settle() waits for it.
   Status commit(Reader& r, Pass& pass, bool at_head) {
+    if (auto s = settle(); !s) return s;
     CaptureBatch batch;
     if (auto s = mapper.add_primary_emails(pass.records); !s) return s;
     pass.result.records += pass.records.size();
     batch.records = std::move(pass.records);
     pass.records.clear();
     pass.pending_bytes = 0;
-    pass.images.flush_into(batch);
     if (r.in_trx) {
       batch.hold = true;
       batch.more_cursors.emplace_back(kPartialName, r.trx_gtid + ":" + std::to_string(r.row_no));
@@ -297,15 +322,18 @@ struct BinlogSource::Impl {
       if (at > 0) batch.more_cursors.emplace_back(kCursorTimeName, std::to_string(at));
     }
     if (batch.records.empty() && batch.cursor_name.empty() && !r.in_trx && !note_head &&
-        !had_partial) {
+        !had_partial && pass.images.pending.empty()) {
       return ok_status();
     }
-    crash_point("capture.before_commit");
-    if (auto s = store.commit_capture(std::move(batch)); !s) return s;
-    crash_point("capture.after_commit");
-    committed = r.position;
-    had_partial = r.in_trx;
-    if (at_head) time_noted = now;
+    pass.images.hand_over(batch);
+    in_flight = InFlight{std::async(std::launch::async,
+                                    [this, b = std::move(batch)]() mutable {
+                                      crash_point("capture.before_commit");
+                                      auto s = store.commit_capture(std::move(b));
+                                      if (s) crash_point("capture.after_commit");
+                                      return s;
+                                    }),
+                         r.position, r.in_trx, at_head, now};
     return ok_status();
   }
 
@@ -444,7 +472,8 @@ Result<PollResult> BinlogSource::poll() {
   pass.images = impl.mapper.store_images();
   const auto deadline = Clock::now() + std::chrono::milliseconds(impl.o.max_poll_ms);
   auto fail = [&](const Error& e) -> Result<PollResult> {
-    impl.live.reset();  // what was read and not committed is read again from the cursor
+    (void)impl.settle();  // its own failure, if any, leaves the cursor where it was
+    impl.live.reset();    // what was read and not committed is read again from the cursor
     return impl.explain(e);
   };
   for (;;) {
@@ -462,6 +491,7 @@ Result<PollResult> BinlogSource::poll() {
     if (!r.in_trx && impl.o.follow && Clock::now() >= deadline) break;
   }
   if (auto s = impl.commit(r, pass, pass.result.at_head); !s) return fail(s.error());
+  if (auto s = impl.settle(); !s) return fail(s.error());
   // A non-blocking dump ends with the binlog: the next poll starts a new one from the cursor.
   if (pass.result.at_head && !impl.o.follow) impl.live.reset();
   if (pass.result.records) {
