@@ -160,6 +160,8 @@ TEST_F(StoreTest, HeldRecordsOfAnUnfinishedTransactionStayInvisibleAcrossAReopen
     EXPECT_EQ(store_->read_outbox(0, 10)->size(), 1u) << "part " << part;
     reopen();  // a crash between the parts keeps what was held, and holds it
     EXPECT_EQ(store_->read_outbox(0, 10)->size(), 1u) << "part " << part;
+    // `status` does not count held records as queued for a peer
+    EXPECT_EQ(store_->backlog("p", [](const OutboxEntry&) { return true; })->queued, 1u);
   }
   CaptureBatch end;
   end.records = {entry("t3")};
@@ -168,6 +170,7 @@ TEST_F(StoreTest, HeldRecordsOfAnUnfinishedTransactionStayInvisibleAcrossAReopen
   ASSERT_TRUE(store_->commit_capture(std::move(end)));
   auto out = store_->read_outbox(0, 10);
   ASSERT_EQ(out->size(), 6u);  // released whole, in order
+  EXPECT_EQ(store_->backlog("p", [](const OutboxEntry&) { return true; })->queued, 6u);
   EXPECT_EQ((*out)[1].change.type, "t2");
   EXPECT_EQ((*out)[5].change.type, "t3");
   reopen();

@@ -640,8 +640,10 @@ Result<PeerBacklog> Store::backlog(const std::string& peer,
   if (!acked_seq) return acked_seq.error();
   b.acked = *acked_seq;
   auto it = iterate(kOutbox);
+  const std::uint64_t held = held_from_;  // not sendable yet: not queued for anyone
   for (it->Seek(seq_key(kOutbox, b.acked + 1)); it->Valid() && it->key().starts_with(kOutbox);
        it->Next()) {
+    if (held != 0 && seq_of(it->key()) >= held) break;
     auto e = decode_entry<OutboxEntry>(seq_of(it->key()), it->value());
     if (!e) return e.error();
     if (!wanted(*e)) continue;
