@@ -74,11 +74,14 @@ void ChangeMapper::Images::flush_into(CaptureBatch& batch) {
   pending.clear();
 }
 
-void ChangeMapper::Images::hand_over(CaptureBatch& batch) {
+std::shared_ptr<const std::map<std::string, std::optional<EntityImage>>>
+ChangeMapper::Images::hand_over(CaptureBatch& batch) {
+  auto previous = std::move(in_flight);
   in_flight =
       std::make_shared<const std::map<std::string, std::optional<EntityImage>>>(std::move(pending));
   pending.clear();
   batch.shared_images = in_flight;
+  return previous;
 }
 
 ChangeMapper::Images ChangeMapper::store_images() {

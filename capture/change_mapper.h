@@ -85,8 +85,10 @@ class ChangeMapper {
     // Moves the pending images into `batch`.
     void flush_into(CaptureBatch& batch);
     // Shares the pending images with `batch` and keeps them as in flight, replacing the previous
-    // in-flight ones: call once the previous batch is committed.
-    void hand_over(CaptureBatch& batch);
+    // in-flight ones: call once the previous batch is committed. Returns those (committed), for
+    // the caller to release off the capturing thread.
+    [[nodiscard]] std::shared_ptr<const std::map<std::string, std::optional<EntityImage>>>
+    hand_over(CaptureBatch& batch);
   };
   Images store_images();  // load = the store's images
   static std::string image_key(const std::string& table, const std::string& id);

@@ -281,9 +281,11 @@ struct LogTableSource::Impl {
         batch.cursor = format_cursor(to);
       }
       if (auto s = committed(); !s) return s;
-      images.hand_over(batch);
+      auto committed_images = images.hand_over(batch);
       result.records += batch.records.size();
-      committing = std::async(std::launch::async, [this, b = std::move(batch)]() mutable {
+      committing = std::async(std::launch::async, [this, b = std::move(batch),
+                                                   old = std::move(committed_images)]() mutable {
+        old.reset();  // thousands of images: freed here, not on the capturing thread
         crash_point("capture.before_commit");
         auto s = store.commit_capture(std::move(b));
         if (s) crash_point("capture.after_commit");
