@@ -586,6 +586,17 @@ Status Store::remove_inbox(std::uint64_t seq) {
   return ok_status();
 }
 
+bool Store::background_work() const {
+  for (auto* h : families_->handles) {
+    for (const char* p : {"rocksdb.num-running-compactions", "rocksdb.num-running-flushes",
+                          "rocksdb.compaction-pending", "rocksdb.mem-table-flush-pending"}) {
+      std::uint64_t v = 0;
+      if (db_->GetIntProperty(h, p, &v) && v > 0) return true;
+    }
+  }
+  return false;
+}
+
 rocksdb::Status Store::write(const rocksdb::WriteOptions& options, rocksdb::WriteBatch* batch) {
   if (const std::uint64_t min_free = min_free_bytes_; min_free > 0) {
     struct statvfs fs {};

@@ -167,6 +167,8 @@ class Store {
   Status remove_inbox(std::uint64_t seq);
   Status remove_inbox(const std::vector<std::uint64_t>& seqs);  // one write
   std::uint64_t inbox_size() const;
+  // Whether RocksDB is flushing or compacting, or has compaction to do (in any column family).
+  bool background_work() const;
 
  private:
   struct Families;  // the column families, and which keys live in which
