@@ -301,7 +301,12 @@ Result<std::unique_ptr<Store>> Store::open_at(const std::string& data_dir, bool 
     }
   }
   std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
-  for (const auto& n : names) descriptors.emplace_back(n, rocksdb::ColumnFamilyOptions(options));
+  for (const auto& n : names) {
+    rocksdb::ColumnFamilyOptions family(options);
+    // Signatures are base64 of sha512: nothing for snappy to find, only CPU to spend.
+    if (n == "seen") family.compression = rocksdb::kNoCompression;
+    descriptors.emplace_back(n, family);
+  }
   auto families = std::make_unique<Families>();
   rocksdb::DB* db = nullptr;
   auto s = read_only
