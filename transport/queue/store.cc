@@ -234,6 +234,7 @@ struct Store::Families {
     return fallback;
   }
   ~Families() {
+    if (db == nullptr) return;  // a failed open leaves no handles to release
     for (auto* h : handles) db->DestroyColumnFamilyHandle(h);
   }
 };
