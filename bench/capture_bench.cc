@@ -86,11 +86,12 @@ int main(int argc, char** argv) {
        "index");
   t = Clock::now();
   long history = 0;
-  while ((history = std::stol(must(root.scalar("SELECT count FROM information_schema.INNODB_METRICS "
-                                               "WHERE name = 'trx_rseg_history_len'"),
-                                   "history")
-                                  .value_or("0"))) > 1000 &&
-         since(t) < 120) {
+  while (
+      (history = std::stol(must(root.scalar("SELECT count FROM information_schema.INNODB_METRICS "
+                                            "WHERE name = 'trx_rseg_history_len'"),
+                                "history")
+                               .value_or("0"))) > 1000 &&
+      since(t) < 120) {
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
   }
   const double purge_s = since(t);
@@ -126,9 +127,10 @@ int main(int argc, char** argv) {
               .value_or("0")) *
       1000 / idle_polls;
   const std::string each =
-      must(root.scalar("SELECT GROUP_CONCAT(CONCAT(ROUND(TIME_TO_SEC(query_time) * 1000, 2), ' ms/', "
-                       "rows_examined, ' rows') ORDER BY start_time SEPARATOR ', ') FROM "
-                       "mysql.slow_log WHERE sql_text LIKE '%FROM `log_civicrm_contact`%'"),
+      must(root.scalar(
+               "SELECT GROUP_CONCAT(CONCAT(ROUND(TIME_TO_SEC(query_time) * 1000, 2), ' ms/', "
+               "rows_examined, ' rows') ORDER BY start_time SEPARATOR ', ') FROM "
+               "mysql.slow_log WHERE sql_text LIKE '%FROM `log_civicrm_contact`%'"),
            "slow log")
           .value_or("");
   const double idle_ms = idle_total * 1000 / idle_polls;

@@ -8,7 +8,6 @@
 #include "capture/binlog_rows.h"
 #include "capture/binlog_stream.h"
 #include "capture/change_mapper.h"
-#include "schemas/crash_point.h"
 #include "schemas/log.h"
 
 namespace civishare {
@@ -325,17 +324,8 @@ struct BinlogSource::Impl {
         !had_partial && pass.images.pending.empty()) {
       return ok_status();
     }
-    auto committed_images = pass.images.hand_over(batch);
-    in_flight = InFlight{
-        std::async(std::launch::async,
-                   [this, b = std::move(batch), old = std::move(committed_images)]() mutable {
-                     old.reset();  // freed here, not on the capturing thread
-                     crash_point("capture.before_commit");
-                     auto s = store.commit_capture(std::move(b));
-                     if (s) crash_point("capture.after_commit");
-                     return s;
-                   }),
-        r.position, r.in_trx, at_head, now};
+    in_flight = InFlight{pass.images.commit_in_background(store, std::move(batch)), r.position,
+                         r.in_trx, at_head, now};
     return ok_status();
   }
 

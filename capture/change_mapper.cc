@@ -2,6 +2,7 @@
 
 #include <cstring>
 
+#include "schemas/crash_point.h"
 #include "schemas/crypto.h"
 #include "schemas/db/civishare_tables.h"
 #include "schemas/log.h"
@@ -74,14 +75,20 @@ void ChangeMapper::Images::flush_into(CaptureBatch& batch) {
   pending.clear();
 }
 
-std::shared_ptr<const std::map<std::string, std::optional<EntityImage>>>
-ChangeMapper::Images::hand_over(CaptureBatch& batch) {
-  auto previous = std::move(in_flight);
+std::future<Status> ChangeMapper::Images::commit_in_background(Store& store, CaptureBatch batch) {
+  auto committed = std::move(in_flight);  // the previous batch's, committed by now
   in_flight =
       std::make_shared<const std::map<std::string, std::optional<EntityImage>>>(std::move(pending));
   pending.clear();
   batch.shared_images = in_flight;
-  return previous;
+  return std::async(std::launch::async,
+                    [&store, b = std::move(batch), old = std::move(committed)]() mutable {
+                      old.reset();  // thousands of images: freed here, not on the capturing thread
+                      crash_point("capture.before_commit");
+                      auto s = store.commit_capture(std::move(b));
+                      if (s) crash_point("capture.after_commit");
+                      return s;
+                    });
 }
 
 ChangeMapper::Images ChangeMapper::store_images() {

@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <future>
 #include <map>
 #include <optional>
 #include <string>
@@ -84,11 +85,10 @@ class ChangeMapper {
         load;
     // Moves the pending images into `batch`.
     void flush_into(CaptureBatch& batch);
-    // Shares the pending images with `batch` and keeps them as in flight, replacing the previous
-    // in-flight ones: call once the previous batch is committed. Returns those (committed), for
-    // the caller to release off the capturing thread.
-    [[nodiscard]] std::shared_ptr<const std::map<std::string, std::optional<EntityImage>>>
-    hand_over(CaptureBatch& batch);
+    // Commits `batch` with the pending images on a thread of its own; the images stay readable
+    // as in flight until the next call, which must come once this commit is done (the future's
+    // result). The crash points capture.before_commit and capture.after_commit fire there.
+    std::future<Status> commit_in_background(Store& store, CaptureBatch batch);
   };
   Images store_images();  // load = the store's images
   static std::string image_key(const std::string& table, const std::string& id);

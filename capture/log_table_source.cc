@@ -8,7 +8,6 @@
 #include <unordered_map>
 
 #include "capture/change_mapper.h"
-#include "schemas/crash_point.h"
 #include "schemas/db/civishare_tables.h"
 #include "schemas/log.h"
 
@@ -281,16 +280,8 @@ struct LogTableSource::Impl {
         batch.cursor = format_cursor(to);
       }
       if (auto s = committed(); !s) return s;
-      auto committed_images = images.hand_over(batch);
       result.records += batch.records.size();
-      committing = std::async(std::launch::async, [this, b = std::move(batch),
-                                                   old = std::move(committed_images)]() mutable {
-        old.reset();  // thousands of images: freed here, not on the capturing thread
-        crash_point("capture.before_commit");
-        auto s = store.commit_capture(std::move(b));
-        if (s) crash_point("capture.after_commit");
-        return s;
-      });
+      committing = images.commit_in_background(store, std::move(batch));
       batch = CaptureBatch{};
       in_chunk = 0;
       return final ? committed() : ok_status();
