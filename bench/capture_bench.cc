@@ -74,6 +74,7 @@ int main(int argc, char** argv) {
   const double capture_s = since(t);
   const double capture_cpu_s = cpu_seconds() - cpu_before;
   const long rss_after = peak_rss_mb();
+  const auto cache = store->image_cache_stats();
 
   // Idle poll cost with the log_date index (what a sidecar pays twice a second), once RocksDB has
   // finished the flushes and compactions the catch-up left behind and InnoDB has purged the
@@ -154,6 +155,10 @@ int main(int argc, char** argv) {
       "purge (history length %ld)\n",
       server_ms, idle_db_ms, idle_ms, settle_s, purge_s, history);
   std::printf("idle poll statements (server time / rows examined): %s\n", each.c_str());
+  std::printf(
+      "image cache: %llu hits, %llu misses (read from RocksDB); %zu images, %.1f MB at the end\n",
+      static_cast<unsigned long long>(cache.hits), static_cast<unsigned long long>(cache.misses),
+      cache.entries, cache.bytes / 1e6);
   std::printf("records: %zu\n", records);
   return 0;
 }

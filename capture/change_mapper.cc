@@ -1,5 +1,7 @@
 #include "capture/change_mapper.h"
 
+#include <pthread.h>
+
 #include <cstring>
 
 #include "schemas/crash_point.h"
@@ -83,6 +85,7 @@ std::future<Status> ChangeMapper::Images::commit_in_background(Store& store, Cap
   batch.shared_images = in_flight;
   return std::async(std::launch::async,
                     [&store, b = std::move(batch), old = std::move(committed)]() mutable {
+                      pthread_setname_np(pthread_self(), "cs-commit");
                       old.reset();  // thousands of images: freed here, not on the capturing thread
                       crash_point("capture.before_commit");
                       auto s = store.commit_capture(std::move(b));

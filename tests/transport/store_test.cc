@@ -118,6 +118,13 @@ TEST_F(StoreTest, ImagesRoundTripAndOlderJsonImagesStillRead) {
                          "\x01\x07"
                          "civi1")
                     .ok());
+    // The 0x01 encoding (every value with its name), written by the builds of session 5.
+    ASSERT_TRUE(raw->Put(rocksdb::WriteOptions(), "m/civicrm_contact/9",
+                         std::string("\x01\x07"
+                                     "civi1-9\x00\x02\x09last_name\x05\"Kim\"\x02id\x01"
+                                     "9",
+                                     32))
+                    .ok());
     delete raw;
   }
   reopen();
@@ -128,6 +135,10 @@ TEST_F(StoreTest, ImagesRoundTripAndOlderJsonImagesStillRead) {
             (WireValues{
                 {"first_name", "\"Karl\""}, {"is_deleted", "false"}, {"x", "null"}, {"n", "12"}}));
   EXPECT_FALSE(store_->image("civicrm_contact/8").ok());  // cut short
+  auto v1 = store_->image("civicrm_contact/9");
+  ASSERT_TRUE(v1.ok() && *v1) << (v1.ok() ? "absent" : v1.error().message);
+  EXPECT_EQ((*v1)->entity_reference, "civi1-9");
+  EXPECT_EQ((*v1)->values, (WireValues{{"last_name", "\"Kim\""}, {"id", "9"}}));
 
   EntityImage img;
   img.entity_reference = "civi2-1";
@@ -146,6 +157,94 @@ TEST_F(StoreTest, ImagesRoundTripAndOlderJsonImagesStillRead) {
   EXPECT_EQ((*back)->parent_reference, img.parent_reference);
   EXPECT_EQ((*back)->values, img.values);
   EXPECT_FALSE(*store_->image("civicrm_contact/7"));
+}
+
+// Images name their values once per list of names (per type): images of two types and of the same
+// type in later batches read back exactly, before and after a reopen, including the one-byte forms
+// of null, false and true and texts that only start like them. What a read sees follows every
+// commit (the store caches images it has read or written).
+TEST_F(StoreTest, ImagesOfSeveralTypesShareTheirNamesAndReadsFollowCommits) {
+  auto contact = [](const std::string& ref, const std::string& last) {
+    EntityImage img;
+    img.entity_reference = ref;
+    img.values = {{"first_name", "null"}, {"last_name", last},   {"is_deleted", "false"},
+                  {"is_opt_out", "true"}, {"nick", "\"nullx\""}, {"n", "truex"},
+                  {"empty", "\"\""}};
+    return img;
+  };
+  EntityImage email;
+  email.entity_reference = "civi1-3";
+  email.parent_reference = "civi1-1";
+  email.values = {{"email", "\"a@example.org\""}, {"is_primary", "true"}};
+  EXPECT_FALSE(*store_->image("civicrm_contact/1"));  // read (and remembered as absent) first
+  CaptureBatch b;
+  b.images.emplace_back("civicrm_contact/1", contact("civi1-1", "\"A\""));
+  b.images.emplace_back("civicrm_email/3", email);
+  ASSERT_TRUE(store_->commit_capture(std::move(b)));
+  auto check = [&](const std::string& key, const EntityImage& want) {
+    auto got = store_->image(key);
+    ASSERT_TRUE(got.ok() && *got) << key << ": " << (got.ok() ? "absent" : got.error().message);
+    EXPECT_EQ((*got)->entity_reference, want.entity_reference) << key;
+    EXPECT_EQ((*got)->parent_reference, want.parent_reference) << key;
+    EXPECT_EQ((*got)->values, want.values) << key;
+  };
+  check("civicrm_contact/1", contact("civi1-1", "\"A\""));
+  check("civicrm_email/3", email);
+  CaptureBatch later;
+  later.images.emplace_back("civicrm_contact/1", contact("civi1-1", "\"B\""));
+  later.images.emplace_back("civicrm_contact/2", contact("civi1-2", "\"C\""));
+  later.images.emplace_back("civicrm_email/3", std::nullopt);
+  ASSERT_TRUE(store_->commit_capture(std::move(later)));
+  check("civicrm_contact/1", contact("civi1-1", "\"B\""));
+  EXPECT_FALSE(*store_->image("civicrm_email/3"));
+  reopen();
+  check("civicrm_contact/1", contact("civi1-1", "\"B\""));
+  check("civicrm_contact/2", contact("civi1-2", "\"C\""));
+  EXPECT_FALSE(*store_->image("civicrm_email/3"));
+  store_.reset();
+  auto view = Store::open_read_only(dir_.string());
+  ASSERT_TRUE(view.ok()) << view.error().message;
+  auto seen = (*view)->image("civicrm_contact/2");
+  ASSERT_TRUE(seen.ok() && *seen);
+  EXPECT_EQ((*seen)->values, contact("civi1-2", "\"C\"").values);
+}
+
+// The image cache takes the memory it is given and no more; on a cyclic pass over more entries
+// than fit it still hits about in proportion (no cliff); an image too big for a slot replaces
+// nothing stale; a read that raced with a commit does not put what it read over what the commit
+// wrote.
+TEST(ImageCacheTest, FixedMemoryKeepsHittingWhenOverfullAndNeverStale) {
+  ImageCache cache(32 * ImageCache::kSlotBytes);  // 32 slots
+  EXPECT_EQ(cache.stats().bytes, 32 * ImageCache::kSlotBytes);
+  int later_hits = 0;
+  for (int round = 0; round < 20; ++round) {
+    for (int i = 0; i < 48; ++i) {  // 1.5 times what fits
+      const std::string key = "civicrm_contact/" + std::to_string(i);
+      auto got = cache.find(key);
+      if (got) {
+        EXPECT_EQ(*got, std::string(100, 'a' + i % 26));
+        if (round > 0) ++later_hits;
+      } else {
+        cache.update({{key, std::string(100, 'a' + i % 26)}});
+      }
+    }
+  }
+  const auto s = cache.stats();
+  EXPECT_LE(s.entries, 32u);
+  EXPECT_GT(s.entries, 16u);
+  EXPECT_GT(later_hits, 19 * 48 / 5) << later_hits << " of " << 19 * 48;
+
+  cache.update({{"civicrm_contact/1", "small"}});
+  cache.update({{"civicrm_contact/1", std::string(300, 'b')}});  // does not fit a slot
+  EXPECT_FALSE(cache.find("civicrm_contact/1"));
+  const auto before = cache.epoch();
+  cache.update({{"x", "new"}});        // a commit while a read was under way
+  cache.fill("x", "old", before);      // the read's (older) value
+  cache.fill("y", "absent?", before);  // any fill begun before that commit is dropped
+  EXPECT_EQ(*cache.find("x"), "new");
+  EXPECT_FALSE(cache.find("y"));
+  cache.fill("y", "", cache.epoch());  // known absent
+  EXPECT_EQ(*cache.find("y"), "");
 }
 
 TEST_F(StoreTest, HeldRecordsOfAnUnfinishedTransactionStayInvisibleAcrossAReopen) {

@@ -3,6 +3,7 @@
 #include <rocksdb/db.h>
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/options.h>
+#include <rocksdb/slice_transform.h>
 #include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
 #include <sys/statvfs.h>
@@ -92,96 +93,6 @@ Result<Entry> decode_entry(std::uint64_t seq, const rocksdb::Slice& value) {
   return e;
 }
 
-// Images are stored as 0x01, then length-prefixed (LEB128) strings: the entity reference, the
-// parent reference, the number of values, and each value's wire name and JSON text. Images
-// written by earlier builds are JSON, {"ref":..,"parent":..,"values":{..}}, and still read.
-void put_varint(std::string& out, std::size_t n) {
-  while (n >= 0x80) {
-    out.push_back(static_cast<char>(n | 0x80));
-    n >>= 7;
-  }
-  out.push_back(static_cast<char>(n));
-}
-
-void put_text(std::string& out, std::string_view s) {
-  put_varint(out, s.size());
-  out.append(s);
-}
-
-}  // namespace
-
-std::string Store::encode_image(const EntityImage& img) {
-  std::size_t size = 8 + img.entity_reference.size() + img.parent_reference.size();
-  for (const auto& [name, text] : img.values) size += 4 + name.size() + text.size();
-  std::string out;
-  out.reserve(size);
-  out.push_back('\x01');
-  put_text(out, img.entity_reference);
-  put_text(out, img.parent_reference);
-  put_varint(out, img.values.size());
-  for (const auto& [name, text] : img.values) {
-    put_text(out, name);
-    put_text(out, text);
-  }
-  return out;
-}
-
-namespace {
-
-// Reads the encoding above from `in`; false when it is cut short or malformed.
-struct ImageReader {
-  std::string_view in;
-  bool varint(std::size_t& n) {
-    n = 0;
-    for (int shift = 0; shift < 64 && !in.empty(); shift += 7) {
-      const auto b = static_cast<unsigned char>(in.front());
-      in.remove_prefix(1);
-      n |= static_cast<std::size_t>(b & 0x7f) << shift;
-      if (!(b & 0x80)) return true;
-    }
-    return false;
-  }
-  bool text(std::string& s) {
-    std::size_t n = 0;
-    if (!varint(n) || n > in.size()) return false;
-    s.assign(in.substr(0, n));
-    in.remove_prefix(n);
-    return true;
-  }
-};
-
-std::optional<EntityImage> decode_image(std::string_view v) {
-  EntityImage img;
-  if (!v.empty() && v.front() == '\x01') {
-    ImageReader r{v.substr(1)};
-    std::size_t n = 0;
-    if (!r.text(img.entity_reference) || !r.text(img.parent_reference) || !r.varint(n) ||
-        n > r.in.size()) {
-      return std::nullopt;
-    }
-    img.values.resize(n);
-    for (auto& [name, text] : img.values) {
-      if (!r.text(name) || !r.text(text)) return std::nullopt;
-    }
-    if (!r.in.empty()) return std::nullopt;
-    return img;
-  }
-  boost::system::error_code ec;
-  json::value j = json::parse(v, ec);
-  if (ec || !j.is_object()) return std::nullopt;
-  auto& o = j.get_object();
-  if (auto* r = o.if_contains("ref"); r && r->is_string()) img.entity_reference = r->get_string();
-  if (auto* p = o.if_contains("parent"); p && p->is_string())
-    img.parent_reference = p->get_string();
-  if (auto* vals = o.if_contains("values"); vals && vals->is_object()) {
-    for (const auto& kv : vals->get_object()) {
-      auto& [name, text] = img.values.emplace_back(std::string(kv.key()), std::string());
-      append_json(text, kv.value());
-    }
-  }
-  return img;
-}
-
 // Row counts of one second live under "r/<16 hex ts>/": one key "#<8 hex n>" per batch that saw
 // rows of that second, holding 12 bytes per distinct row (the row hash and the absolute count,
 // little-endian), n counting up per second. Keys "<24 hex>" (one per row, the row sha512's first
@@ -241,7 +152,7 @@ struct Store::Families {
 
 class Store::Batch {
  public:
-  explicit Batch(const Families& f) : f_(f) {}
+  explicit Batch(const Families& f, std::size_t reserve = 0) : f_(f), wb_(reserve) {}
   void put(const rocksdb::Slice& key, const rocksdb::Slice& value) {
     wb_.Put(f_.of(key), key, value);
   }
@@ -306,6 +217,10 @@ Result<std::unique_ptr<Store>> Store::open_at(const std::string& data_dir, bool 
     rocksdb::ColumnFamilyOptions family(options);
     // Signatures are base64 of sha512: nothing for snappy to find, only CPU to spend.
     if (n == "seen") family.compression = rocksdb::kNoCompression;
+    // A commit puts each family's keys in order (the outbox's grow, images and signatures are
+    // sorted per batch): each insert starts from where the previous one of its prefix went
+    // instead of from the skip list's top.
+    family.memtable_insert_with_hint_prefix_extractor.reset(rocksdb::NewFixedPrefixTransform(2));
     descriptors.emplace_back(n, family);
   }
   auto families = std::make_unique<Families>();
@@ -336,6 +251,7 @@ Result<std::unique_ptr<Store>> Store::open_at(const std::string& data_dir, bool 
   if (!read_only) {
     if (auto m = store->move_into_families(); !m) return m.error();
   }
+  if (auto n = store->load_image_names(); !n) return n.error();
   auto out = store->last_seq(kOutbox);
   if (!out) return out.error();
   store->next_outbox_ = *out + 1;
@@ -403,16 +319,23 @@ Result<std::uint64_t> Store::last_seq(const std::string& prefix) {
 
 Status Store::commit_capture(CaptureBatch batch) {
   std::lock_guard lock(mu_);
+  // About what a change record, its signature and an image take (no growing copies).
+  const std::size_t images =
+      batch.images.size() + (batch.shared_images ? batch.shared_images->size() : 0);
   Batch wb(*families_);
   const std::string now = std::to_string(unix_now());
   std::uint64_t seq = next_outbox_;
+  std::vector<std::string> seen;  // put in order: RocksDB inserts sorted keys far faster
+  seen.reserve(batch.records.size());
   for (auto& r : batch.records) {
     r.seq = seq++;
     r.queued_at = unix_now();
     wb.put(seq_key(kOutbox, r.seq), encode_entry(r.change, r.came_from, r.queued_at, r.only_to));
     // Our own signatures count as processed: a change that comes back to us is a loop.
-    for (const auto& sig : r.change.loop_detection) wb.put(kSeen + sig, now);
+    for (const auto& sig : r.change.loop_detection) seen.push_back(kSeen + sig);
   }
+  std::sort(seen.begin(), seen.end());
+  for (const auto& key : seen) wb.put(key, now);
   if (seq != next_outbox_) wb.put(std::string("h/") + kOutbox, std::to_string(seq - 1));
   std::uint64_t held = held_from_;
   if (batch.hold && held == 0 && seq != next_outbox_) {
@@ -422,16 +345,22 @@ Status Store::commit_capture(CaptureBatch batch) {
     held = 0;
     wb.erase(kCursor + std::string(kHeldFrom));
   }
+  // The images as written, for the cache once the write succeeded ("" = erased). The codec is
+  // used under mu_ only (one writer).
+  std::vector<std::pair<std::string, std::string>> written;
+  written.reserve(images);
   auto put_image = [&](const std::string& key, const std::optional<EntityImage>& img) {
+    auto& [k, encoded] = written.emplace_back(key, img ? codec_.encode(*img) : std::string());
     if (img)
-      wb.put(kImage + key, encode_image(*img));
+      wb.put(kImage + k, encoded);
     else
-      wb.erase(kImage + key);
+      wb.erase(kImage + k);
   };
   for (const auto& [key, img] : batch.images) put_image(key, img);
   if (batch.shared_images) {
     for (const auto& [key, img] : *batch.shared_images) put_image(key, img);
   }
+  for (const auto& [key, names] : codec_.unsaved()) wb.put(key, names);
   if (!batch.cursor_name.empty()) {
     wb.put(kCursor + batch.cursor_name, batch.cursor);
     crash_point("capture.cursor_write");
@@ -446,6 +375,8 @@ Status Store::commit_capture(CaptureBatch batch) {
   wo.sync = true;
   auto s = write(wo, wb.rocks());
   if (!s.ok()) return storage_error(s, "committing captured changes");
+  codec_.saved();
+  image_cache_.update(std::move(written));
   next_outbox_ = seq;
   held_from_ = held;
   return ok_status();
@@ -467,13 +398,37 @@ Result<std::optional<std::string>> Store::cursor(const std::string& name) {
 }
 
 Result<std::optional<EntityImage>> Store::image(const std::string& key) {
-  std::string v;
-  auto s = get(kImage + key, &v);
-  if (s.IsNotFound()) return std::optional<EntityImage>{};
-  if (!s.ok()) return storage_error(s, "reading entity image");
-  auto img = decode_image(v);
+  auto v = image_cache_.find(key);
+  if (!v) {
+    const auto epoch = image_cache_.epoch();
+    v.emplace();
+    auto s = get(kImage + key, &*v);
+    if (s.IsNotFound())
+      v->clear();
+    else if (!s.ok())
+      return storage_error(s, "reading entity image");
+    image_cache_.fill(key, *v, epoch);
+  }
+  if (v->empty()) return std::optional<EntityImage>{};
+  auto img = codec_.decode(*v);
   if (!img) return make_error(Errc::storage, "corrupt entity image " + key);
   return img;
+}
+
+ImageCache::Stats Store::image_cache_stats() const {
+  return image_cache_.stats();
+}
+
+Status Store::load_image_names() {
+  auto it = iterate(ImageCodec::kPrefix);
+  for (it->Seek(ImageCodec::kPrefix); it->Valid() && it->key().starts_with(ImageCodec::kPrefix);
+       it->Next()) {
+    if (!codec_.load(it->key().ToStringView(), it->value().ToStringView())) {
+      return make_error(Errc::storage, "corrupt list of image value names " + it->key().ToString());
+    }
+  }
+  if (!it->status().ok()) return storage_error(it->status(), "reading image value names");
+  return ok_status();
 }
 
 Result<std::vector<OutboxEntry>> Store::read_outbox(std::uint64_t after, std::size_t max) {

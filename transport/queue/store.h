@@ -24,6 +24,7 @@
 
 #include "schemas/change.h"
 #include "schemas/result.h"
+#include "transport/queue/images.h"
 
 namespace rocksdb {
 class DB;
@@ -64,13 +65,6 @@ struct InboxEntry {
   Change change;
   std::string came_from;         // the peer that sent it
   std::int64_t received_at = 0;  // unix seconds when it was accepted (set by the store)
-};
-
-// The last image emitted for one entity: wire-named attribute values plus its references.
-struct EntityImage {
-  std::string entity_reference;
-  std::string parent_reference;  // for child entities (email...): the contact's reference
-  WireValues values;
 };
 
 // What one capture step produces; committed atomically.
@@ -114,8 +108,11 @@ class Store {
   // Capture side.
   Status commit_capture(CaptureBatch batch);
   Result<std::optional<std::string>> cursor(const std::string& name);
+  // The last image committed for `key` (through a bounded cache of recent ones).
   Result<std::optional<EntityImage>> image(const std::string& key);
-  static std::string encode_image(const EntityImage& image);
+  ImageCache::Stats image_cache_stats() const;
+  // The image cache's bound: the 100,000 most recent contact images, about.
+  static constexpr std::size_t kImageCacheBytes = 24 << 20;
   // For log rows stamped `log_ts`: row hash -> how many identical rows capture has seen.
   Result<std::unordered_map<std::uint64_t, std::uint32_t>> row_counts(std::int64_t log_ts);
   // Forgets row counts of rows stamped before `before_ts`.
@@ -195,6 +192,9 @@ class Store {
   std::uint64_t next_inbox_ = 1;
   std::atomic<std::uint64_t> held_from_{0};  // first held outbox seq; 0 = none
   Status load_held();
+  Status load_image_names();
+  ImageCodec codec_;
+  ImageCache image_cache_{kImageCacheBytes};
 };
 
 }  // namespace civishare

@@ -1,0 +1,323 @@
+#include "transport/queue/images.h"
+
+#include <cinttypes>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+
+#include "schemas/canonical_json.h"
+
+namespace civishare {
+namespace {
+
+void put_varint(std::string& out, std::size_t n) {
+  while (n >= 0x80) {
+    out.push_back(static_cast<char>(n | 0x80));
+    n >>= 7;
+  }
+  out.push_back(static_cast<char>(n));
+}
+
+void put_text(std::string& out, std::string_view s) {
+  put_varint(out, s.size());
+  out.append(s);
+}
+
+// Reads the encodings from `in`; false when it is cut short or malformed.
+struct Reader {
+  std::string_view in;
+  bool varint(std::size_t& n) {
+    n = 0;
+    for (int shift = 0; shift < 64 && !in.empty(); shift += 7) {
+      const auto b = static_cast<unsigned char>(in.front());
+      in.remove_prefix(1);
+      n |= static_cast<std::size_t>(b & 0x7f) << shift;
+      if (!(b & 0x80)) return true;
+    }
+    return false;
+  }
+  bool text(std::string& s) {
+    std::size_t n = 0;
+    if (!varint(n) || n > in.size()) return false;
+    s.assign(in.substr(0, n));
+    in.remove_prefix(n);
+    return true;
+  }
+  bool fixed64(std::uint64_t& n) {
+    if (in.size() < 8) return false;
+    n = 0;
+    for (int i = 0; i < 8; ++i) n |= std::uint64_t{static_cast<unsigned char>(in[i])} << (8 * i);
+    in.remove_prefix(8);
+    return true;
+  }
+};
+
+// A value in the 0x02 encoding: the JSON texts null, false and true as one byte each (tags 1-3),
+// any other text as (length + 4) and its bytes. Tag 0 is reserved.
+constexpr std::string_view kShort[] = {"", "null", "false", "true"};
+constexpr std::size_t kTextTag = 4;
+
+std::uint64_t fnv1a(const WireValues& values) {
+  std::uint64_t h = 0xcbf29ce484222325ULL;
+  auto mix = [&h](unsigned char c) {
+    h ^= c;
+    h *= 0x100000001b3ULL;
+  };
+  for (const auto& [name, text] : values) {
+    for (char c : name) mix(static_cast<unsigned char>(c));
+    mix(0);
+  }
+  return h;
+}
+
+std::string names_key(std::uint64_t id) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%s%016" PRIx64, ImageCodec::kPrefix, id);
+  return buf;
+}
+
+bool same_names(const ImageCodec::Names& names, const WireValues& values) {
+  if (names.size() != values.size()) return false;
+  for (std::size_t i = 0; i < names.size(); ++i) {
+    if (names[i] != values[i].first) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+std::uint64_t ImageCodec::id_of(const WireValues& values) {
+  if (last_ && same_names(*last_, values)) return last_id_;
+  const std::uint64_t id = fnv1a(values);
+  std::lock_guard lock(mu_);
+  auto& list = lists_[id];
+  if (!list) {
+    auto names = std::make_shared<Names>();
+    for (const auto& [name, text] : values) names->push_back(name);
+    list = std::move(names);
+    unsaved_.push_back(id);
+  } else if (!same_names(*list, values)) {
+    return 0;  // a hash collision: this image is written with its names (0x01)
+  }
+  last_ = list;
+  last_id_ = id;
+  return id;
+}
+
+std::string ImageCodec::encode(const EntityImage& img) {
+  std::size_t size = 16 + img.entity_reference.size() + img.parent_reference.size();
+  for (const auto& [name, text] : img.values) size += 2 + text.size();
+  std::string out;
+  const std::uint64_t id = id_of(img.values);
+  if (id == 0) {  // 0x01: every value with its name
+    out.reserve(size + 16 * img.values.size());
+    out.push_back('\x01');
+    put_text(out, img.entity_reference);
+    put_text(out, img.parent_reference);
+    put_varint(out, img.values.size());
+    for (const auto& [name, text] : img.values) {
+      put_text(out, name);
+      put_text(out, text);
+    }
+    return out;
+  }
+  out.reserve(size);
+  out.push_back('\x02');
+  for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>(id >> (8 * i)));
+  put_text(out, img.entity_reference);
+  put_text(out, img.parent_reference);
+  for (const auto& [name, text] : img.values) {
+    std::size_t tag = 1;
+    while (tag < kTextTag && text != kShort[tag]) ++tag;
+    if (tag < kTextTag) {
+      out.push_back(static_cast<char>(tag));
+    } else {
+      put_varint(out, text.size() + kTextTag);
+      out.append(text);
+    }
+  }
+  return out;
+}
+
+std::optional<EntityImage> ImageCodec::decode(std::string_view v) const {
+  EntityImage img;
+  if (!v.empty() && v.front() == '\x02') {
+    Reader r{v.substr(1)};
+    std::uint64_t id = 0;
+    if (!r.fixed64(id) || !r.text(img.entity_reference) || !r.text(img.parent_reference)) {
+      return std::nullopt;
+    }
+    std::shared_ptr<const Names> names;
+    {
+      std::lock_guard lock(mu_);
+      if (auto it = lists_.find(id); it != lists_.end()) names = it->second;
+    }
+    if (!names) return std::nullopt;
+    img.values.resize(names->size());
+    for (std::size_t i = 0; i < names->size(); ++i) {
+      auto& [name, text] = img.values[i];
+      name = (*names)[i];
+      std::size_t tag = 0;
+      if (!r.varint(tag) || tag == 0) return std::nullopt;
+      if (tag < kTextTag) {
+        text = kShort[tag];
+        continue;
+      }
+      const std::size_t n = tag - kTextTag;
+      if (n > r.in.size()) return std::nullopt;
+      text.assign(r.in.substr(0, n));
+      r.in.remove_prefix(n);
+    }
+    if (!r.in.empty()) return std::nullopt;
+    return img;
+  }
+  if (!v.empty() && v.front() == '\x01') {
+    Reader r{v.substr(1)};
+    std::size_t n = 0;
+    if (!r.text(img.entity_reference) || !r.text(img.parent_reference) || !r.varint(n) ||
+        n > r.in.size()) {
+      return std::nullopt;
+    }
+    img.values.resize(n);
+    for (auto& [name, text] : img.values) {
+      if (!r.text(name) || !r.text(text)) return std::nullopt;
+    }
+    if (!r.in.empty()) return std::nullopt;
+    return img;
+  }
+  // Earlier builds wrote JSON: {"ref":..,"parent":..,"values":{..}}.
+  boost::system::error_code ec;
+  boost::json::value j = boost::json::parse(v, ec);
+  if (ec || !j.is_object()) return std::nullopt;
+  auto& o = j.get_object();
+  if (auto* r = o.if_contains("ref"); r && r->is_string()) img.entity_reference = r->get_string();
+  if (auto* p = o.if_contains("parent"); p && p->is_string())
+    img.parent_reference = p->get_string();
+  if (auto* vals = o.if_contains("values"); vals && vals->is_object()) {
+    for (const auto& kv : vals->get_object()) {
+      auto& [name, text] = img.values.emplace_back(std::string(kv.key()), std::string());
+      append_json(text, kv.value());
+    }
+  }
+  return img;
+}
+
+std::vector<std::pair<std::string, std::string>> ImageCodec::unsaved() const {
+  std::lock_guard lock(mu_);
+  std::vector<std::pair<std::string, std::string>> out;
+  for (auto id : unsaved_) {
+    std::string value;
+    for (const auto& name : *lists_.at(id)) put_text(value, name);
+    out.emplace_back(names_key(id), std::move(value));
+  }
+  return out;
+}
+
+void ImageCodec::saved() {
+  std::lock_guard lock(mu_);
+  unsaved_.clear();
+}
+
+bool ImageCodec::load(std::string_view key, std::string_view value) {
+  if (key.size() != 18 || key.substr(0, 2) != kPrefix) return false;
+  const std::uint64_t id = std::strtoull(std::string(key.substr(2)).c_str(), nullptr, 16);
+  auto names = std::make_shared<Names>();
+  Reader r{value};
+  while (!r.in.empty()) {
+    if (!r.text(names->emplace_back())) return false;
+  }
+  std::lock_guard lock(mu_);
+  lists_[id] = std::move(names);
+  return true;
+}
+
+struct ImageCache::Slot {
+  std::uint8_t key_size;  // 0 = empty
+  std::uint8_t unused;
+  std::uint16_t value_size;
+  char data[kSlotBytes - 4];  // the key, then the value
+};
+
+ImageCache::ImageCache(std::size_t capacity) : sets_(capacity / (kSlotBytes * kWays)) {
+  static_assert(sizeof(Slot) == kSlotBytes);
+  // calloc: zeroed (all slots empty) without touching pages until they are used.
+  if (sets_ > 0) slots_ = static_cast<Slot*>(std::calloc(sets_ * kWays, sizeof(Slot)));
+  if (slots_ == nullptr) sets_ = 0;
+}
+
+ImageCache::~ImageCache() {
+  std::free(slots_);
+}
+
+ImageCache::Slot* ImageCache::find_slot(const std::string& key, std::size_t set) const {
+  for (std::size_t w = 0; w < kWays; ++w) {
+    Slot& s = slots_[set * kWays + w];
+    if (s.key_size == key.size() && std::memcmp(s.data, key.data(), key.size()) == 0) return &s;
+  }
+  return nullptr;
+}
+
+std::optional<std::string> ImageCache::find(const std::string& key) const {
+  std::lock_guard lock(mu_);
+  const Slot* s = sets_ ? find_slot(key, std::hash<std::string>{}(key) % sets_) : nullptr;
+  if (s == nullptr) {
+    ++misses_;
+    return std::nullopt;
+  }
+  ++hits_;
+  return std::string(s->data + s->key_size, s->value_size);
+}
+
+std::uint64_t ImageCache::epoch() const {
+  std::lock_guard lock(mu_);
+  return epoch_;
+}
+
+void ImageCache::fill(const std::string& key, const std::string& encoded, std::uint64_t epoch) {
+  std::lock_guard lock(mu_);
+  if (epoch == epoch_) put(key, encoded);
+}
+
+void ImageCache::update(const std::vector<std::pair<std::string, std::string>>& written) {
+  std::lock_guard lock(mu_);
+  ++epoch_;
+  for (const auto& [key, encoded] : written) put(key, encoded);
+}
+
+void ImageCache::put(const std::string& key, const std::string& encoded) {
+  if (sets_ == 0 || key.empty()) return;
+  const std::size_t set = std::hash<std::string>{}(key) % sets_;
+  Slot* s = find_slot(key, set);
+  if (key.size() > 255 || key.size() + encoded.size() > sizeof(s->data)) {
+    if (s != nullptr) {  // too big to cache: forget the older image
+      s->key_size = 0;
+      --used_;
+    }
+    return;
+  }
+  if (s == nullptr) {
+    for (std::size_t w = 0; w < kWays && s == nullptr; ++w) {
+      if (slots_[set * kWays + w].key_size == 0) s = &slots_[set * kWays + w];
+    }
+    if (s == nullptr) {
+      random_ ^= random_ << 13;
+      random_ ^= random_ >> 7;
+      random_ ^= random_ << 17;
+      s = &slots_[set * kWays + random_ % kWays];
+    } else {
+      ++used_;
+    }
+  }
+  s->key_size = static_cast<std::uint8_t>(key.size());
+  s->value_size = static_cast<std::uint16_t>(encoded.size());
+  std::memcpy(s->data, key.data(), key.size());
+  std::memcpy(s->data + key.size(), encoded.data(), encoded.size());
+}
+
+ImageCache::Stats ImageCache::stats() const {
+  std::lock_guard lock(mu_);
+  return {hits_, misses_, sets_ * kWays * kSlotBytes, used_};
+}
+
+}  // namespace civishare

@@ -1,0 +1,98 @@
+// How the store keeps the last image emitted per entity (see store.h), and a bounded in-process
+// cache of them. Internal to the Store: capture reads images through Store::image.
+//
+// Encoding (0x02): the image's value names are not repeated in every image. Each distinct list of
+// names (one per type and definition file version) is stored once, under "n/<16 hex id>", the id
+// being a 64-bit FNV-1a hash of the names; an image holds that id and its values by position.
+// Images of earlier builds (0x01: names with every value; JSON before that) are still read.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "schemas/change.h"
+
+namespace civishare {
+
+// The last image emitted for one entity: wire-named attribute values plus its references.
+struct EntityImage {
+  std::string entity_reference;
+  std::string parent_reference;  // for child entities (email...): the contact's reference
+  WireValues values;
+};
+
+class ImageCodec {
+ public:
+  using Names = std::vector<std::string>;
+
+  // Not thread-safe against itself: one writer (the store's commit, under its lock). decode() may
+  // run concurrently with encode().
+  std::string encode(const EntityImage& image);
+  std::optional<EntityImage> decode(std::string_view encoded) const;
+
+  // Name lists the store must persist (key "n/<16 hex>", value) before images that use them are
+  // durable; saved() once they are written.
+  std::vector<std::pair<std::string, std::string>> unsaved() const;
+  void saved();
+  // A stored name list (at open). False if the value is malformed.
+  bool load(std::string_view key, std::string_view value);
+  static constexpr const char* kPrefix = "n/";
+
+ private:
+  std::uint64_t id_of(const WireValues& values);
+  mutable std::mutex mu_;  // guards lists_ and unsaved_
+  std::unordered_map<std::uint64_t, std::shared_ptr<const Names>> lists_;
+  std::vector<std::uint64_t> unsaved_;
+  std::shared_ptr<const Names> last_;  // the writer's last list (no hash when it matches)
+  std::uint64_t last_id_ = 0;
+};
+
+// Encoded images by key in a fixed block of `capacity` bytes, allocated once (no per-entry heap
+// blocks: long-lived small blocks among the capture's short-lived ones would pin far more memory
+// than they hold). Slots of 256 bytes, four per set; a key goes to the set its hash names and a
+// random slot of it (not the oldest: a pass over more entities than fit would evict each one just
+// before its next use and hit nothing). An image too big for a slot is not cached. Reads may fill
+// it only if no write changed it meanwhile (`epoch()` before the read, `fill()` after).
+class ImageCache {
+ public:
+  explicit ImageCache(std::size_t capacity);
+  ~ImageCache();
+  ImageCache(const ImageCache&) = delete;
+  ImageCache& operator=(const ImageCache&) = delete;
+  // The encoded image, "" when the entity has none (deleted or never emitted), nullopt when the
+  // cache does not know.
+  std::optional<std::string> find(const std::string& key) const;
+  std::uint64_t epoch() const;
+  void fill(const std::string& key, const std::string& encoded, std::uint64_t epoch);
+  // What a commit wrote ("" = erased).
+  void update(const std::vector<std::pair<std::string, std::string>>& written);
+  struct Stats {
+    std::uint64_t hits = 0, misses = 0;
+    std::size_t bytes = 0, entries = 0;
+  };
+  Stats stats() const;
+
+  static constexpr std::size_t kSlotBytes = 256;
+  static constexpr std::size_t kWays = 4;
+
+ private:
+  struct Slot;
+  Slot* find_slot(const std::string& key, std::size_t set) const;  // mu_ held
+  void put(const std::string& key, const std::string& encoded);    // mu_ held
+  Slot* slots_ = nullptr;
+  std::size_t sets_ = 0;
+  mutable std::mutex mu_;
+  std::uint64_t epoch_ = 0;
+  std::uint64_t random_ = 0x9e3779b97f4a7c15ULL;  // xorshift state for the slot to replace
+  std::size_t used_ = 0;
+  mutable std::uint64_t hits_ = 0, misses_ = 0;
+};
+
+}  // namespace civishare
