@@ -152,7 +152,7 @@ struct Store::Families {
 
 class Store::Batch {
  public:
-  explicit Batch(const Families& f, std::size_t reserve = 0) : f_(f), wb_(reserve) {}
+  explicit Batch(const Families& f) : f_(f) {}
   void put(const rocksdb::Slice& key, const rocksdb::Slice& value) {
     wb_.Put(f_.of(key), key, value);
   }
