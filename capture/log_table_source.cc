@@ -226,7 +226,8 @@ struct LogTableSource::Impl {
   // the trailing part rows that appeared stamped in the past. With `process`, the rows become
   // change records; without, they are only counted (the baseline of history). Commits every
   // kChunk rows (records, images and counts together: a crash resumes where it stopped, nothing
-  // twice) and finally the cursor `to`. Run inside the reader's snapshot.
+  // twice) and finally the cursor `to`; only that last commit waits for fsync (see
+  // CaptureBatch::sync). Run inside the reader's snapshot.
   Status scan(std::int64_t from, std::int64_t to, std::int64_t new_from, bool process,
               PollResult& result) {
     RowTally tally;
@@ -275,6 +276,7 @@ struct LogTableSource::Impl {
     auto flush = [&](bool final) -> Status {
       if (auto s = mapper.add_primary_emails(batch.records); !s) return s;
       batch.more_cursors.emplace_back(kPartialName, final ? std::string() : partial);
+      batch.sync = final;
       if (final) {
         batch.cursor_name = kCursorName;
         batch.cursor = format_cursor(to);

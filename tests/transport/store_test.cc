@@ -214,28 +214,40 @@ TEST_F(StoreTest, ImagesOfSeveralTypesShareTheirNamesAndReadsFollowCommits) {
 // nothing stale; a read that raced with a commit does not put what it read over what the commit
 // wrote.
 TEST(ImageCacheTest, FixedMemoryKeepsHittingWhenOverfullAndNeverStale) {
-  ImageCache cache(32 * ImageCache::kSlotBytes);  // 32 slots
-  EXPECT_EQ(cache.stats().bytes, 32 * ImageCache::kSlotBytes);
+  ImageCache cache(8 * ImageCache::kBucketBytes);
+  EXPECT_EQ(cache.stats().bytes, 8 * ImageCache::kBucketBytes);
+  // Entries of 3 + 18 + 100 bytes: eight fit a bucket, 64 the cache; 96 keys are 1.5 times that.
+  auto value = [](int i) { return std::string(100, 'a' + i % 26); };
   int later_hits = 0;
   for (int round = 0; round < 20; ++round) {
-    for (int i = 0; i < 48; ++i) {  // 1.5 times what fits
-      const std::string key = "civicrm_contact/" + std::to_string(i);
+    for (int i = 0; i < 96; ++i) {
+      const std::string key = "civicrm_contact/" + std::to_string(10 + i);
       auto got = cache.find(key);
       if (got) {
-        EXPECT_EQ(*got, std::string(100, 'a' + i % 26));
+        EXPECT_EQ(*got, value(i));
         if (round > 0) ++later_hits;
       } else {
-        cache.update({{key, std::string(100, 'a' + i % 26)}});
+        cache.update({{key, value(i)}});
       }
     }
   }
   const auto s = cache.stats();
-  EXPECT_LE(s.entries, 32u);
-  EXPECT_GT(s.entries, 16u);
-  EXPECT_GT(later_hits, 19 * 48 / 5) << later_hits << " of " << 19 * 48;
+  EXPECT_LE(s.entries, 64u);
+  EXPECT_GT(s.entries, 40u);
+  EXPECT_GT(later_hits, 19 * 96 / 5) << later_hits << " of " << 19 * 96;
+  // Smaller entries: more of them share the same memory.
+  ImageCache small(8 * ImageCache::kBucketBytes);
+  for (int i = 0; i < 400; ++i) small.update({{"e/" + std::to_string(i), "v"}});
+  EXPECT_GT(small.stats().entries, 2 * s.entries);
+  for (int i = 0; i < 400; ++i) {
+    auto got = small.find("e/" + std::to_string(i));
+    if (got) {
+      EXPECT_EQ(*got, "v");
+    }
+  }
 
   cache.update({{"civicrm_contact/1", "small"}});
-  cache.update({{"civicrm_contact/1", std::string(300, 'b')}});  // does not fit a slot
+  cache.update({{"civicrm_contact/1", std::string(1100, 'b')}});  // does not fit a bucket
   EXPECT_FALSE(cache.find("civicrm_contact/1"));
   const auto before = cache.epoch();
   cache.update({{"x", "new"}});        // a commit while a read was under way

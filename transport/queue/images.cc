@@ -232,41 +232,67 @@ bool ImageCodec::load(std::string_view key, std::string_view value) {
   return true;
 }
 
-struct ImageCache::Slot {
-  std::uint8_t key_size;  // 0 = empty
-  std::uint8_t unused;
-  std::uint16_t value_size;
-  char data[kSlotBytes - 4];  // the key, then the value
+struct ImageCache::Bucket {
+  std::uint16_t used;  // bytes of data holding entries
+  char data[kBucketBytes - 2];
 };
 
-ImageCache::ImageCache(std::size_t capacity) : sets_(capacity / (kSlotBytes * kWays)) {
-  static_assert(sizeof(Slot) == kSlotBytes);
-  // calloc: zeroed (all slots empty) without touching pages until they are used.
-  if (sets_ > 0) slots_ = static_cast<Slot*>(std::calloc(sets_ * kWays, sizeof(Slot)));
-  if (slots_ == nullptr) sets_ = 0;
+ImageCache::ImageCache(std::size_t capacity) : count_(capacity / kBucketBytes) {
+  static_assert(sizeof(Bucket) == kBucketBytes);
+  // calloc: zeroed (all buckets empty) without touching pages until they are used.
+  if (count_ > 0) buckets_ = static_cast<Bucket*>(std::calloc(count_, sizeof(Bucket)));
+  if (buckets_ == nullptr) count_ = 0;
 }
 
 ImageCache::~ImageCache() {
-  std::free(slots_);
+  std::free(buckets_);
 }
 
-ImageCache::Slot* ImageCache::find_slot(const std::string& key, std::size_t set) const {
-  for (std::size_t w = 0; w < kWays; ++w) {
-    Slot& s = slots_[set * kWays + w];
-    if (s.key_size == key.size() && std::memcmp(s.data, key.data(), key.size()) == 0) return &s;
+namespace {
+std::size_t value_size_at(const char* entry) {
+  std::uint16_t v;
+  std::memcpy(&v, entry + 1, sizeof v);
+  return v;
+}
+std::size_t entry_size(const char* entry) {
+  return ImageCache::kEntryHeader + static_cast<unsigned char>(entry[0]) + value_size_at(entry);
+}
+}  // namespace
+
+ImageCache::Found ImageCache::find_in(const Bucket& b, const std::string& key) {
+  for (std::size_t at = 0; at < b.used;) {
+    const char* e = b.data + at;
+    const std::size_t size = entry_size(e);
+    if (static_cast<unsigned char>(e[0]) == key.size() &&
+        std::memcmp(e + kEntryHeader, key.data(), key.size()) == 0)
+      return {at, size};
+    at += size;
   }
-  return nullptr;
+  return {};
+}
+
+ImageCache::Bucket& ImageCache::bucket_of(const std::string& key) const {
+  return buckets_[std::hash<std::string>{}(key) % count_];
+}
+
+void ImageCache::remove(Bucket& b, Found f) {
+  std::memmove(b.data + f.at, b.data + f.at + f.size, b.used - f.at - f.size);
+  b.used = static_cast<std::uint16_t>(b.used - f.size);
+  --used_;
 }
 
 std::optional<std::string> ImageCache::find(const std::string& key) const {
   std::lock_guard lock(mu_);
-  const Slot* s = sets_ ? find_slot(key, std::hash<std::string>{}(key) % sets_) : nullptr;
-  if (s == nullptr) {
+  if (count_ == 0) return std::nullopt;
+  const Bucket& b = bucket_of(key);
+  const Found f = find_in(b, key);
+  if (f.size == 0) {
     ++misses_;
     return std::nullopt;
   }
   ++hits_;
-  return std::string(s->data + s->key_size, s->value_size);
+  const char* e = b.data + f.at;
+  return std::string(e + kEntryHeader + key.size(), value_size_at(e));
 }
 
 std::uint64_t ImageCache::epoch() const {
@@ -286,38 +312,34 @@ void ImageCache::update(const std::vector<std::pair<std::string, std::string>>& 
 }
 
 void ImageCache::put(const std::string& key, const std::string& encoded) {
-  if (sets_ == 0 || key.empty()) return;
-  const std::size_t set = std::hash<std::string>{}(key) % sets_;
-  Slot* s = find_slot(key, set);
-  if (key.size() > 255 || key.size() + encoded.size() > sizeof(s->data)) {
-    if (s != nullptr) {  // too big to cache: forget the older image
-      s->key_size = 0;
-      --used_;
-    }
-    return;
+  if (count_ == 0 || key.empty()) return;
+  Bucket& b = bucket_of(key);
+  if (const Found old = find_in(b, key); old.size != 0) remove(b, old);
+  const std::size_t need = kEntryHeader + key.size() + encoded.size();
+  if (key.size() > 255 || need > sizeof(b.data)) return;  // too big: not cached (older forgotten)
+  while (b.used + need > sizeof(b.data)) {                // evict random entries until it fits
+    std::size_t entries = 0;
+    for (std::size_t at = 0; at < b.used; ++entries) at += entry_size(b.data + at);
+    random_ ^= random_ << 13;
+    random_ ^= random_ >> 7;
+    random_ ^= random_ << 17;
+    std::size_t at = 0;
+    for (std::size_t skip = random_ % entries; skip > 0; --skip) at += entry_size(b.data + at);
+    remove(b, {at, entry_size(b.data + at)});
   }
-  if (s == nullptr) {
-    for (std::size_t w = 0; w < kWays && s == nullptr; ++w) {
-      if (slots_[set * kWays + w].key_size == 0) s = &slots_[set * kWays + w];
-    }
-    if (s == nullptr) {
-      random_ ^= random_ << 13;
-      random_ ^= random_ >> 7;
-      random_ ^= random_ << 17;
-      s = &slots_[set * kWays + random_ % kWays];
-    } else {
-      ++used_;
-    }
-  }
-  s->key_size = static_cast<std::uint8_t>(key.size());
-  s->value_size = static_cast<std::uint16_t>(encoded.size());
-  std::memcpy(s->data, key.data(), key.size());
-  std::memcpy(s->data + key.size(), encoded.data(), encoded.size());
+  char* e = b.data + b.used;
+  e[0] = static_cast<char>(key.size());
+  const auto v = static_cast<std::uint16_t>(encoded.size());
+  std::memcpy(e + 1, &v, sizeof v);
+  std::memcpy(e + kEntryHeader, key.data(), key.size());
+  std::memcpy(e + kEntryHeader + key.size(), encoded.data(), encoded.size());
+  b.used = static_cast<std::uint16_t>(b.used + need);
+  ++used_;
 }
 
 ImageCache::Stats ImageCache::stats() const {
   std::lock_guard lock(mu_);
-  return {hits_, misses_, sets_ * kWays * kSlotBytes, used_};
+  return {hits_, misses_, count_ * kBucketBytes, used_};
 }
 
 }  // namespace civishare

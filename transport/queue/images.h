@@ -56,10 +56,13 @@ class ImageCodec {
 
 // Encoded images by key in a fixed block of `capacity` bytes, allocated once (no per-entry heap
 // blocks: long-lived small blocks among the capture's short-lived ones would pin far more memory
-// than they hold). Slots of 256 bytes, four per set; a key goes to the set its hash names and a
-// random slot of it (not the oldest: a pass over more entities than fit would evict each one just
-// before its next use and hit nothing). An image too big for a slot is not cached. Reads may fill
-// it only if no write changed it meanwhile (`epoch()` before the read, `fill()` after).
+// than they hold). The block is cut into buckets of 1 KiB; a key goes to the bucket its hash
+// names, where entries (key size, value size, key, value) are packed one after the other, so a
+// bucket holds seven images of 140 bytes or three of 300. When a new entry does not fit, random
+// entries of its bucket leave (not the oldest: a pass over more entities than fit would evict
+// each one just before its next use and hit nothing). An image too big for a bucket is not
+// cached. Reads may fill it only if no write changed it meanwhile (`epoch()` before the read,
+// `fill()` after).
 class ImageCache {
  public:
   explicit ImageCache(std::size_t capacity);
@@ -79,19 +82,26 @@ class ImageCache {
   };
   Stats stats() const;
 
-  static constexpr std::size_t kSlotBytes = 256;
-  static constexpr std::size_t kWays = 4;
+  static constexpr std::size_t kBucketBytes = 1024;
+  static constexpr std::size_t kEntryHeader = 3;  // key size (1 byte), value size (2)
 
  private:
-  struct Slot;
-  Slot* find_slot(const std::string& key, std::size_t set) const;  // mu_ held
-  void put(const std::string& key, const std::string& encoded);    // mu_ held
-  Slot* slots_ = nullptr;
-  std::size_t sets_ = 0;
+  struct Bucket;
+  struct Found {
+    std::size_t at = 0;  // offset of the entry in the bucket's data
+    std::size_t size = 0;
+  };
+  // Entry `key` of `b`, size 0 if absent; mu_ held.
+  static Found find_in(const Bucket& b, const std::string& key);
+  Bucket& bucket_of(const std::string& key) const;
+  void remove(Bucket& b, Found f);                               // mu_ held
+  void put(const std::string& key, const std::string& encoded);  // mu_ held
+  Bucket* buckets_ = nullptr;
+  std::size_t count_ = 0;  // buckets
   mutable std::mutex mu_;
   std::uint64_t epoch_ = 0;
-  std::uint64_t random_ = 0x9e3779b97f4a7c15ULL;  // xorshift state for the slot to replace
-  std::size_t used_ = 0;
+  std::uint64_t random_ = 0x9e3779b97f4a7c15ULL;  // xorshift state for the entry to evict
+  std::size_t used_ = 0;                          // entries
   mutable std::uint64_t hits_ = 0, misses_ = 0;
 };
 

@@ -152,7 +152,10 @@ struct Store::Families {
 
 class Store::Batch {
  public:
-  explicit Batch(const Families& f) : f_(f) {}
+  explicit Batch(const Families& f) : f_(f), wb_(own_) {}
+  // Builds into `reuse`, emptied first: a big batch keeps its buffer from one commit to the next
+  // instead of growing a new one through freshly faulted pages each time.
+  Batch(const Families& f, rocksdb::WriteBatch& reuse) : f_(f), wb_(reuse) { wb_.Clear(); }
   void put(const rocksdb::Slice& key, const rocksdb::Slice& value) {
     wb_.Put(f_.of(key), key, value);
   }
@@ -161,7 +164,8 @@ class Store::Batch {
 
  private:
   const Families& f_;
-  rocksdb::WriteBatch wb_;
+  rocksdb::WriteBatch own_;
+  rocksdb::WriteBatch& wb_;
 };
 
 Store::Store(rocksdb::DB* db, std::unique_ptr<Families> families, std::string dir)
@@ -322,7 +326,8 @@ Status Store::commit_capture(CaptureBatch batch) {
   // About what a change record, its signature and an image take (no growing copies).
   const std::size_t images =
       batch.images.size() + (batch.shared_images ? batch.shared_images->size() : 0);
-  Batch wb(*families_);
+  if (!capture_batch_) capture_batch_ = std::make_unique<rocksdb::WriteBatch>();
+  Batch wb(*families_, *capture_batch_);
   const std::string now = std::to_string(unix_now());
   std::uint64_t seq = next_outbox_;
   std::vector<std::string> seen;  // put in order: RocksDB inserts sorted keys far faster
@@ -372,7 +377,7 @@ Status Store::commit_capture(CaptureBatch batch) {
     wb.put(*key, encode_row_counts(counts));
   }
   rocksdb::WriteOptions wo;
-  wo.sync = true;
+  wo.sync = batch.sync;
   auto s = write(wo, wb.rocks());
   if (!s.ok()) return storage_error(s, "committing captured changes");
   codec_.saved();

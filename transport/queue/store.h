@@ -82,6 +82,11 @@ struct CaptureBatch {
   // parts to bound memory): peers get none of them, nor anything queued after them, until a
   // batch without `hold` commits (read_outbox stops before the first held record).
   bool hold = false;
+  // False for an intermediate part of a long scan: written to the WAL but not fsynced; the next
+  // synced batch makes it durable. The WAL keeps order, so a power loss drops a suffix of batches
+  // (records, images, counts and cursors together), never a middle one: capture resumes from the
+  // last durable cursor and produces the lost records again, with the same ids.
+  bool sync = true;
   // Log rows seen (log-table capture): log second -> (row hash, how many identical rows seen in
   // all). Stored as one key per second and batch, not one per row.
   std::map<std::int64_t, std::vector<std::pair<std::uint64_t, std::uint32_t>>> row_counts;
@@ -195,6 +200,7 @@ class Store {
   Status load_image_names();
   ImageCodec codec_;
   ImageCache image_cache_{kImageCacheBytes};
+  std::unique_ptr<rocksdb::WriteBatch> capture_batch_;  // commit_capture's, reused (under mu_)
 };
 
 }  // namespace civishare
