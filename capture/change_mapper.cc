@@ -79,8 +79,7 @@ void ChangeMapper::Images::flush_into(CaptureBatch& batch) {
 
 std::future<Status> ChangeMapper::Images::commit_in_background(Store& store, CaptureBatch batch) {
   auto committed = std::move(in_flight);  // the previous batch's, committed by now
-  in_flight =
-      std::make_shared<const std::map<std::string, std::optional<EntityImage>>>(std::move(pending));
+  in_flight = std::make_shared<const ImagesByKey>(std::move(pending));
   pending.clear();
   batch.shared_images = in_flight;
   return std::async(std::launch::async,
@@ -193,8 +192,8 @@ Result<EntityImage> ChangeMapper::image_of(const SourceRow& lr, Images& images,
   std::vector<std::string> warnings;
   auto values = wire_values(
       def, *lr.columns, *lr.row,
-      [this](const ColumnDefinition& col, const db::Cell& c) {
-        return translator_.to_wire(col, c);
+      [this](const ColumnDefinition& col, const db::Cell& c, std::string& out) {
+        return translator_.to_wire(col, c, out);
       },
       warnings);
   if (!values) return values.error();

@@ -78,9 +78,9 @@ class ChangeMapper {
 
   // The images capture works against plus what the current batch has changed so far.
   struct Images {
-    std::map<std::string, std::optional<EntityImage>> pending;
+    ImagesByKey pending;
     // Images of a batch being committed on another thread: read like pending ones until then.
-    std::shared_ptr<const std::map<std::string, std::optional<EntityImage>>> in_flight;
+    std::shared_ptr<const ImagesByKey> in_flight;
     std::function<Result<std::optional<EntityImage>>(const TypeDefinition&, const std::string&)>
         load;
     // Moves the pending images into `batch`.

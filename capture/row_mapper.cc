@@ -56,17 +56,17 @@ Result<WireValues> wire_values(const TypeDefinition& type, const ColumnIndex& co
   for (std::size_t i = 0; i < type.columns.size(); ++i) {
     const ColumnDefinition& col = type.columns[i];
     const int p = at[i];
-    auto v = to_wire(col, p >= 0 && static_cast<std::size_t>(p) < row.size()
-                              ? row[static_cast<std::size_t>(p)]
-                              : absent);
     auto& [name, text] = values.emplace_back(col.wire_name(), std::string());
+    auto v = to_wire(col,
+                     p >= 0 && static_cast<std::size_t>(p) < row.size()
+                         ? row[static_cast<std::size_t>(p)]
+                         : absent,
+                     text);
     if (!v) {
       if (v.error().code == Errc::database) return v.error();
       warnings.push_back(v.error().message + "; sent as null");
       text = "null";
-      continue;
     }
-    append_json(text, *v);
   }
   return values;
 }

@@ -9,6 +9,7 @@
 #include <map>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "schemas/change.h"
@@ -30,7 +31,11 @@ class ColumnIndex {
   const std::vector<int>& positions(const TypeDefinition& type) const;
 
  private:
-  std::map<std::string, int, std::less<>> at_;
+  struct Hash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+  std::unordered_map<std::string, int, Hash, std::equal_to<>> at_;
   mutable std::vector<std::pair<const TypeDefinition*, std::vector<int>>> positions_;
 };
 
@@ -45,7 +50,8 @@ struct LogRowHeader {
 Result<LogRowHeader> read_header(const ColumnIndex& columns, const db::Row& row);
 
 // Wire value of one stored cell (ids of option/lookup columns become names).
-using ToWire = std::function<Result<boost::json::value>(const ColumnDefinition&, const db::Cell&)>;
+// Appends a column's wire value as canonical JSON text to the string (nothing on an error).
+using ToWire = std::function<Status(const ColumnDefinition&, const db::Cell&, std::string&)>;
 
 // Every shared column of `type` in wire form, in the type's column order, each value as its JSON
 // text. A value that cannot be translated (an id without a name, a non-number in an integer

@@ -1,5 +1,9 @@
 #include "schemas/db/translator.h"
 
+#include <charconv>
+
+#include "schemas/canonical_json.h"
+
 namespace civishare::db {
 namespace json = boost::json;
 
@@ -32,21 +36,30 @@ Result<Translator::Mapping*> Translator::mapping(const ColumnDefinition& column,
   return &slot;
 }
 
-Result<json::value> plain_to_wire(const ColumnDefinition& column, const Cell& stored) {
-  if (!stored) return json::value(nullptr);
+Status plain_to_wire(const ColumnDefinition& column, const Cell& stored, std::string& out) {
+  if (!stored) {
+    out += "null";
+    return ok_status();
+  }
   const std::string& s = *stored;
   switch (column.kind) {
     case ColumnKind::string:
     case ColumnKind::date:
-      return json::value(json::string(s));
+      append_json_string(out, s);
+      return ok_status();
     case ColumnKind::integer:
       try {
-        return json::value(static_cast<std::int64_t>(std::stoll(s)));
+        const long long n = std::stoll(s);
+        char buf[24];
+        auto [end, ec] = std::to_chars(buf, buf + sizeof buf, n);
+        out.append(buf, end);
+        return ok_status();
       } catch (const std::exception&) {
         return make_error(Errc::invalid_input, column.column + ": `" + s + "` is not an integer");
       }
     case ColumnKind::boolean:
-      return json::value(s != "0" && !s.empty());
+      out += s != "0" && !s.empty() ? "true" : "false";
+      return ok_status();
     case ColumnKind::option:
     case ColumnKind::lookup:
       break;
@@ -54,30 +67,33 @@ Result<json::value> plain_to_wire(const ColumnDefinition& column, const Cell& st
   return make_error(Errc::invalid_input, column.column + " needs an id-to-name look-up");
 }
 
-Result<json::value> Translator::to_wire(const ColumnDefinition& column, const Cell& stored) {
-  if (!stored) return json::value(nullptr);
+Status Translator::to_wire(const ColumnDefinition& column, const Cell& stored, std::string& out) {
+  if (column.kind != ColumnKind::option && column.kind != ColumnKind::lookup)
+    return plain_to_wire(column, stored, out);
+  if (!stored) {
+    out += "null";
+    return ok_status();
+  }
   const std::string& s = *stored;
-  switch (column.kind) {
-    case ColumnKind::string:
-    case ColumnKind::date:
-    case ColumnKind::integer:
-    case ColumnKind::boolean:
-      return plain_to_wire(column, stored);
-    case ColumnKind::option:
-    case ColumnKind::lookup: {
-      for (bool reload : {false, true}) {
-        auto m = mapping(column, reload);
-        if (!m) return m.error();
-        auto it = (*m)->id_to_name.find(s);
-        if (it != (*m)->id_to_name.end()) return json::value(json::string(it->second));
-      }
-      return make_error(Errc::not_found, column.column + " = " + s + " has no row in " +
-                                             (column.kind == ColumnKind::option
-                                                  ? "option group " + column.option_group
-                                                  : column.lookup_table));
+  for (bool reload : {false, true}) {
+    Mapping* m = nullptr;
+    if (auto it = by_column_.find(&column); it != by_column_.end() && !reload) {
+      m = it->second;
+    } else {
+      auto got = mapping(column, reload);
+      if (!got) return got.error();
+      m = by_column_[&column] = *got;
+    }
+    auto it = m->id_to_name.find(s);
+    if (it != m->id_to_name.end()) {
+      append_json_string(out, it->second);
+      return ok_status();
     }
   }
-  return json::value(nullptr);
+  return make_error(Errc::not_found,
+                    column.column + " = " + s + " has no row in " +
+                        (column.kind == ColumnKind::option ? "option group " + column.option_group
+                                                           : column.lookup_table));
 }
 
 Result<std::string> Translator::to_sql(const ColumnDefinition& column, const json::value& wire) {

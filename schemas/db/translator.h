@@ -9,6 +9,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <unordered_map>
 
 #include "schemas/db/mariadb.h"
 #include "schemas/result.h"
@@ -18,15 +19,16 @@ namespace civishare::db {
 
 // to_wire for the columns that need no look-up (string, date, integer, boolean); pure.
 // Option and lookup columns: Errc::invalid_input (they need a Translator).
-Result<boost::json::value> plain_to_wire(const ColumnDefinition& column, const Cell& stored);
+Status plain_to_wire(const ColumnDefinition& column, const Cell& stored, std::string& out);
 
 class Translator {
  public:
   explicit Translator(Connection& connection) : db_(connection) {}
 
-  // A stored column value (text from MariaDB, nullopt = NULL) as the JSON value on the wire.
+  // A stored column value (text from MariaDB, nullopt = NULL) as the JSON value on the wire,
+  // appended to `out` as canonical JSON text (what append_json writes; nothing on an error).
   // An option/lookup id with no row is an error naming the column and id.
-  Result<boost::json::value> to_wire(const ColumnDefinition& column, const Cell& stored);
+  Status to_wire(const ColumnDefinition& column, const Cell& stored, std::string& out);
   // A wire value back to the SQL literal to store (already quoted, or NULL). An unknown name is
   // an error that names the reference table and the name.
   Result<std::string> to_sql(const ColumnDefinition& column, const boost::json::value& wire);
@@ -39,6 +41,9 @@ class Translator {
   Result<Mapping*> mapping(const ColumnDefinition& column, bool reload);
   Connection& db_;
   std::map<std::string, Mapping> cache_;
+  // The mapping of each column seen (a column's option group or table does not change; a
+  // reload refreshes the mapping in place).
+  std::unordered_map<const ColumnDefinition*, Mapping*> by_column_;
 };
 
 }  // namespace civishare::db

@@ -25,13 +25,18 @@ std::vector<std::string_view> split(std::string_view s, char sep) {
   }
 }
 
-Result<boost::json::value> to_wire(const ColumnDefinition& col, const db::Cell& c) {
+Status to_wire(const ColumnDefinition& col, const db::Cell& c, std::string& out) {
   if (col.kind != ColumnKind::option && col.kind != ColumnKind::lookup) {
-    return db::plain_to_wire(col, c);
+    return db::plain_to_wire(col, c, out);
   }
-  if (!c) return boost::json::value(nullptr);
-  if (*c == "1") return boost::json::value("Home");
-  if (*c == "2") return boost::json::value("Work");
+  if (!c) {
+    out += "null";
+    return ok_status();
+  }
+  if (*c == "1" || *c == "2") {
+    out += *c == "1" ? "\"Home\"" : "\"Work\"";
+    return ok_status();
+  }
   return make_error(Errc::not_found, col.column + " = " + *c + " has no name");
 }
 }  // namespace

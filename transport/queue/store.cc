@@ -361,10 +361,19 @@ Status Store::commit_capture(CaptureBatch batch) {
     else
       wb.erase(kImage + k);
   };
-  for (const auto& [key, img] : batch.images) put_image(key, img);
+  // In key order (memtable inserts with hints); a key in both lists: the shared image, as before.
+  std::vector<const std::pair<const std::string, std::optional<EntityImage>>*> in_order;
+  std::vector<std::pair<const std::string, std::optional<EntityImage>>> listed;
+  listed.reserve(batch.images.size());
+  for (auto& [key, img] : batch.images) listed.emplace_back(key, std::move(img));
+  in_order.reserve(images);
+  for (const auto& i : listed) in_order.push_back(&i);
   if (batch.shared_images) {
-    for (const auto& [key, img] : *batch.shared_images) put_image(key, img);
+    for (const auto& i : *batch.shared_images) in_order.push_back(&i);
   }
+  std::stable_sort(in_order.begin(), in_order.end(),
+                   [](const auto* a, const auto* b) { return a->first < b->first; });
+  for (const auto* i : in_order) put_image(i->first, i->second);
   for (const auto& [key, names] : codec_.unsaved()) wb.put(key, names);
   if (!batch.cursor_name.empty()) {
     wb.put(kCursor + batch.cursor_name, batch.cursor);

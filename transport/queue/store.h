@@ -68,13 +68,16 @@ struct InboxEntry {
 };
 
 // What one capture step produces; committed atomically.
+// Entity images by key (nullopt = erased), as a capture source collects them.
+using ImagesByKey = std::unordered_map<std::string, std::optional<EntityImage>>;
+
 struct CaptureBatch {
   std::vector<OutboxEntry> records;  // seq is assigned by the store
   std::vector<std::pair<std::string, std::optional<EntityImage>>>
       images;  // key -> image (nullopt = erase)
   // More images, written like `images`, shared with a capture source that reads them until the
   // batch is committed (ChangeMapper::Images::in_flight).
-  std::shared_ptr<const std::map<std::string, std::optional<EntityImage>>> shared_images;
+  std::shared_ptr<const ImagesByKey> shared_images;
   std::string cursor_name;
   std::string cursor;
   std::vector<std::pair<std::string, std::string>> more_cursors;  // further name -> value
