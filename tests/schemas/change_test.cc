@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <random>
+#include <thread>
 
 #include "schemas/canonical_json.h"
 #include "schemas/crypto.h"
@@ -33,6 +34,34 @@ TEST(Change, SignatureMatchesAnIndependentlyComputedVector) {
   EXPECT_EQ(
       change_signature(sample(), "civi1"),
       "Vi3+XaroeYiHTkOH9ScIAWyAs+3b8DzDY092pSqxNIFQLYCyN+hp7LQx41fdFPn3Bu0fz7TcveaRDvnEutrjgQ==");
+}
+
+TEST(Crypto, Sha512MatchesTheStandardVectorOnEveryThreadAndCall) {
+  // FIPS 180-2, "abc"; each thread reuses its hashing context between calls.
+  const std::string abc =
+      "ddaf35a193617abacc417349ae20413112e6fa4e89a97ea20a9eeee64b55d39a"
+      "2192992a274fc1a836ba3c23a3feebbd454d4423643ce80e2a9ac94fa54ca49f";
+  auto hex = [](const std::string& raw) {
+    static const char* digits = "0123456789abcdef";
+    std::string out;
+    for (unsigned char c : raw) {
+      out.push_back(digits[c >> 4]);
+      out.push_back(digits[c & 15]);
+    }
+    return out;
+  };
+  std::vector<std::string> got(4);
+  std::vector<std::thread> threads;
+  for (std::size_t t = 0; t < got.size(); ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 100; ++i) (void)sha512(std::string(i * 7, 'x'));
+      got[t] = hex(sha512("abc"));
+    });
+  }
+  for (auto& t : threads) t.join();
+  for (const auto& g : got) EXPECT_EQ(g, abc);
+  EXPECT_EQ(hex(sha512("abc")), abc);
+  EXPECT_NE(hex(sha512("abd")), abc);
 }
 
 TEST(Change, SignatureDependsOnSenderAndValuesButNotOnFrom) {

@@ -221,6 +221,12 @@ Result<std::unique_ptr<Store>> Store::open_at(const std::string& data_dir, bool 
     rocksdb::ColumnFamilyOptions family(options);
     // Signatures are base64 of sha512: nothing for snappy to find, only CPU to spend.
     if (n == "seen") family.compression = rocksdb::kNoCompression;
+    // Point look-ups of keys that are mostly absent (a new entity's image, a new signature): a
+    // bloom filter on the memtable answers them without searching it (320 KiB per memtable).
+    if (n == "seen" || n == "images") {
+      family.memtable_whole_key_filtering = true;
+      family.memtable_prefix_bloom_size_ratio = 0.02;
+    }
     // A commit puts each family's keys in order (the outbox's grow, images and signatures are
     // sorted per batch): each insert starts from where the previous one of its prefix went
     // instead of from the skip list's top.
