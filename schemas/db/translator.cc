@@ -77,12 +77,18 @@ Status Translator::to_wire(const ColumnDefinition& column, const Cell& stored, s
   const std::string& s = *stored;
   for (bool reload : {false, true}) {
     Mapping* m = nullptr;
-    if (auto it = by_column_.find(&column); it != by_column_.end() && !reload) {
-      m = it->second;
+    if (auto it = by_column_.find(&column); it != by_column_.end() && !reload &&
+                                            it->second.kind == column.kind &&
+                                            it->second.option_group == column.option_group &&
+                                            it->second.lookup_table == column.lookup_table &&
+                                            it->second.lookup_name == column.lookup_name) {
+      m = it->second.mapping;
     } else {
       auto got = mapping(column, reload);
       if (!got) return got.error();
-      m = by_column_[&column] = *got;
+      m = *got;
+      by_column_[&column] = {column.kind, column.option_group, column.lookup_table,
+                             column.lookup_name, m};
     }
     auto it = m->id_to_name.find(s);
     if (it != m->id_to_name.end()) {

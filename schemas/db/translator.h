@@ -41,9 +41,15 @@ class Translator {
   Result<Mapping*> mapping(const ColumnDefinition& column, bool reload);
   Connection& db_;
   std::map<std::string, Mapping> cache_;
-  // The mapping of each column seen (a column's option group or table does not change; a
-  // reload refreshes the mapping in place).
-  std::unordered_map<const ColumnDefinition*, Mapping*> by_column_;
+  // The mapping of each column seen, found without building its cache key (a reload refreshes
+  // the mapping in place). The column's names are kept to check that the address still means
+  // the same column.
+  struct ByColumn {
+    ColumnKind kind;
+    std::string option_group, lookup_table, lookup_name;
+    Mapping* mapping;
+  };
+  std::unordered_map<const ColumnDefinition*, ByColumn> by_column_;
 };
 
 }  // namespace civishare::db

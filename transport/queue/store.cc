@@ -371,7 +371,7 @@ Status Store::commit_capture(CaptureBatch batch) {
   std::vector<const std::pair<const std::string, std::optional<EntityImage>>*> in_order;
   std::vector<std::pair<const std::string, std::optional<EntityImage>>> listed;
   listed.reserve(batch.images.size());
-  for (auto& [key, img] : batch.images) listed.emplace_back(key, std::move(img));
+  for (auto& [key, img] : batch.images) listed.emplace_back(std::move(key), std::move(img));
   in_order.reserve(images);
   for (const auto& i : listed) in_order.push_back(&i);
   if (batch.shared_images) {

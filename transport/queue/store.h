@@ -67,10 +67,10 @@ struct InboxEntry {
   std::int64_t received_at = 0;  // unix seconds when it was accepted (set by the store)
 };
 
-// What one capture step produces; committed atomically.
 // Entity images by key (nullopt = erased), as a capture source collects them.
 using ImagesByKey = std::unordered_map<std::string, std::optional<EntityImage>>;
 
+// What one capture step produces; committed atomically.
 struct CaptureBatch {
   std::vector<OutboxEntry> records;  // seq is assigned by the store
   std::vector<std::pair<std::string, std::optional<EntityImage>>>
@@ -88,7 +88,8 @@ struct CaptureBatch {
   // False for an intermediate part of a long scan: written to the WAL but not fsynced; the next
   // synced batch makes it durable. The WAL keeps order, so a power loss drops a suffix of batches
   // (records, images, counts and cursors together), never a middle one: capture resumes from the
-  // last durable cursor and produces the lost records again, with the same ids.
+  // last durable cursor and produces the lost records again, with the same ids. (A record pushed
+  // to a peer was durable before: the sender's synced ack write syncs the WAL before it.)
   bool sync = true;
   // Log rows seen (log-table capture): log second -> (row hash, how many identical rows seen in
   // all). Stored as one key per second and batch, not one per row.
