@@ -62,6 +62,8 @@ int main(int argc, char** argv) {
 
   const long rss_before = peak_rss_mb();
   const double cpu_before = cpu_seconds();
+  const double thread_before = thread_cpu_seconds();
+  const double server_before = process_cpu_seconds(server.pid());
   t = Clock::now();
   std::size_t records = 0;
   for (;;) {
@@ -73,6 +75,8 @@ int main(int argc, char** argv) {
   }
   const double capture_s = since(t);
   const double capture_cpu_s = cpu_seconds() - cpu_before;
+  const double capturing_thread_s = thread_cpu_seconds() - thread_before;
+  const double server_cpu_s = process_cpu_seconds(server.pid()) - server_before;
   const long rss_after = peak_rss_mb();
   const auto cache = store->image_cache_stats();
 
@@ -147,6 +151,12 @@ int main(int argc, char** argv) {
               capture_s / raw_s, capture_cpu_s);
   std::printf("peak RSS: %ld MB before capture, %ld MB after (target <= 200)\n", rss_before,
               rss_after);
+  const long cores = sysconf(_SC_NPROCESSORS_ONLN);
+  std::printf(
+      "CPU during the capture: capturing thread %.2f s, other threads (committer, RocksDB, "
+      "sampler) %.2f s, mariadbd %.2f s; %ld cores offer %.2f s\n",
+      capturing_thread_s, capture_cpu_s - capturing_thread_s, server_cpu_s, cores,
+      capture_s * static_cast<double>(cores));
   std::printf(
       "idle poll (an empty one-second window) with the log_date index: %.3f ms of server time "
       "(slow log; target <= 5 ms per table); %.2f ms waiting on the database as the agent sees "

@@ -24,6 +24,7 @@ class MariaDbServer {
   std::uint16_t port() const { return port_; }
   const std::string& socket() const { return socket_; }
   const std::string& dir() const { return dir_; }
+  pid_t pid() const { return pid_; }  // the mariadbd process (benchmarks read its CPU time)
 
   // Creates schema `civicrm` with the reference data (ids shifted by id_offset) and the CiviCRM
   // tables, log tables and triggers, plus a user `civishare`/`civishare` with all it needs.
