@@ -210,7 +210,7 @@ TEST_F(StoreTest, ImagesOfSeveralTypesShareTheirNamesAndReadsFollowCommits) {
 }
 
 // The image cache takes the memory it is given and no more; on a cyclic pass over more entries
-// than fit it still hits about in proportion (no cliff); an image too big for a slot replaces
+// than fit it still hits about in proportion (no cliff); an image too big for a bucket replaces
 // nothing stale; a read that raced with a commit does not put what it read over what the commit
 // wrote.
 TEST(ImageCacheTest, FixedMemoryKeepsHittingWhenOverfullAndNeverStale) {

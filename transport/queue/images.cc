@@ -37,12 +37,15 @@ struct Reader {
     }
     return false;
   }
-  bool text(std::string& s) {
-    std::size_t n = 0;
-    if (!varint(n) || n > in.size()) return false;
+  bool bytes(std::size_t n, std::string& s) {
+    if (n > in.size()) return false;
     s.assign(in.substr(0, n));
     in.remove_prefix(n);
     return true;
+  }
+  bool text(std::string& s) {
+    std::size_t n = 0;
+    return varint(n) && bytes(n, s);
   }
   bool fixed64(std::uint64_t& n) {
     if (in.size() < 8) return false;
@@ -164,10 +167,7 @@ std::optional<EntityImage> ImageCodec::decode(std::string_view v) const {
         text = kShort[tag];
         continue;
       }
-      const std::size_t n = tag - kTextTag;
-      if (n > r.in.size()) return std::nullopt;
-      text.assign(r.in.substr(0, n));
-      r.in.remove_prefix(n);
+      if (!r.bytes(tag - kTextTag, text)) return std::nullopt;
     }
     if (!r.in.empty()) return std::nullopt;
     return img;

@@ -329,7 +329,7 @@ Result<std::uint64_t> Store::last_seq(const std::string& prefix) {
 
 Status Store::commit_capture(CaptureBatch batch) {
   std::lock_guard lock(mu_);
-  // About what a change record, its signature and an image take (no growing copies).
+  // How many images the batch writes.
   const std::size_t images =
       batch.images.size() + (batch.shared_images ? batch.shared_images->size() : 0);
   if (!capture_batch_) capture_batch_ = std::make_unique<rocksdb::WriteBatch>();
@@ -368,18 +368,15 @@ Status Store::commit_capture(CaptureBatch batch) {
       wb.erase(kImage + k);
   };
   // In key order (memtable inserts with hints); a key in both lists: the shared image, as before.
-  std::vector<const std::pair<const std::string, std::optional<EntityImage>>*> in_order;
-  std::vector<std::pair<const std::string, std::optional<EntityImage>>> listed;
-  listed.reserve(batch.images.size());
-  for (auto& [key, img] : batch.images) listed.emplace_back(std::move(key), std::move(img));
+  std::vector<std::pair<const std::string*, const std::optional<EntityImage>*>> in_order;
   in_order.reserve(images);
-  for (const auto& i : listed) in_order.push_back(&i);
+  for (const auto& [key, img] : batch.images) in_order.emplace_back(&key, &img);
   if (batch.shared_images) {
-    for (const auto& i : *batch.shared_images) in_order.push_back(&i);
+    for (const auto& [key, img] : *batch.shared_images) in_order.emplace_back(&key, &img);
   }
   std::stable_sort(in_order.begin(), in_order.end(),
-                   [](const auto* a, const auto* b) { return a->first < b->first; });
-  for (const auto* i : in_order) put_image(i->first, i->second);
+                   [](const auto& a, const auto& b) { return *a.first < *b.first; });
+  for (const auto& [key, img] : in_order) put_image(*key, *img);
   for (const auto& [key, names] : codec_.unsaved()) wb.put(key, names);
   if (!batch.cursor_name.empty()) {
     wb.put(kCursor + batch.cursor_name, batch.cursor);

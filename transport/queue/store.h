@@ -120,7 +120,7 @@ class Store {
   // The last image committed for `key` (through a bounded cache of recent ones).
   Result<std::optional<EntityImage>> image(const std::string& key);
   ImageCache::Stats image_cache_stats() const;
-  // The image cache's bound: the 100,000 most recent contact images, about.
+  // The image cache's bound: about 170,000 contact images of 140 bytes.
   static constexpr std::size_t kImageCacheBytes = 24 << 20;
   // For log rows stamped `log_ts`: row hash -> how many identical rows capture has seen.
   Result<std::unordered_map<std::uint64_t, std::uint32_t>> row_counts(std::int64_t log_ts);
