@@ -2,16 +2,41 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cstdint>
+#include <cstring>
 #include <vector>
 
 namespace civishare {
 namespace json = boost::json;
+
+namespace {
+
+// Whether any of the 8 bytes in `x` is a control character, '"' or '\\' (the bytes JSON escapes).
+// Each test is exact for "some byte is": (v - 0x01..) & ~v & 0x80.. is non-zero iff a byte of v is
+// zero, and (x - n..) & ~x & 0x80.. iff a byte of x is below n (n <= 0x80).
+bool any_to_escape(std::uint64_t x) {
+  constexpr std::uint64_t ones = 0x0101010101010101ULL, high = 0x8080808080808080ULL;
+  const std::uint64_t quote = x ^ (ones * '"'), backslash = x ^ (ones * '\\');
+  return (((x - ones * 0x20) & ~x) | ((quote - ones) & ~quote) |
+          ((backslash - ones) & ~backslash)) &
+         high;
+}
+
+}  // namespace
 
 void append_json_string(std::string& out, std::string_view s) {
   static constexpr char hex[] = "0123456789abcdef";
   out.push_back('"');
   std::size_t clean = 0;  // start of the run not yet copied
   for (std::size_t i = 0; i < s.size(); ++i) {
+    // Most text needs no escape: skip it 8 bytes at a time.
+    while (i + 8 <= s.size()) {
+      std::uint64_t x;
+      std::memcpy(&x, s.data() + i, 8);
+      if (any_to_escape(x)) break;
+      i += 8;
+    }
+    if (i == s.size()) break;
     const auto c = static_cast<unsigned char>(s[i]);
     if (c >= 0x20 && c != '"' && c != '\\') continue;
     out.append(s.data() + clean, i - clean);

@@ -81,6 +81,22 @@ TEST(JsonText, WritesExactlyWhatBoostSerializeWrites) {
   }
 }
 
+// Long runs of text that needs no escape are skipped 8 bytes at a time: one character to escape at
+// every position of a long string (and bytes that look like one in their low 7 bits: 0xa2, 0xdc,
+// 0x9f) must come out as boost writes it.
+TEST(JsonText, EscapesOneCharacterAtAnyPositionOfALongString) {
+  const std::string plain = "Ma\xc3\xbcller-Lüdenscheid 0123456789 abcdefghij \xa2\xdc\x9f\xff xyz";
+  for (const char special : {'"', '\\', '\n', '\x01', '\x1f', '\0', '\x7f', ' '}) {
+    for (std::size_t at = 0; at <= plain.size(); ++at) {
+      std::string s = plain;
+      s.insert(at, 1, special);
+      std::string out;
+      append_json_string(out, s);
+      ASSERT_EQ(out, boost::json::serialize(boost::json::string(s))) << "at " << at;
+    }
+  }
+}
+
 // Canonical JSON sorts each object's keys; with the keys inserted in sorted order boost's own
 // serializer must give the same bytes.
 boost::json::value sorted_copy(const boost::json::value& v) {
