@@ -13,7 +13,9 @@ namespace civishare {
 
 const std::string& SourceRow::raw_hash() const {
   if (digest_.empty()) {
-    std::string text = type->table;
+    // One buffer per thread: a log row of CiviCRM's contact table is about a kilobyte of text.
+    static thread_local std::string text;
+    text = type->table;
     for (const auto& c : *row) {
       text += '\x1f';
       if (c)
@@ -80,7 +82,8 @@ void ChangeMapper::Images::flush_into(CaptureBatch& batch) {
 std::future<Status> ChangeMapper::Images::commit_in_background(Store& store, CaptureBatch batch) {
   auto committed = std::move(in_flight);  // the previous batch's, committed by now
   in_flight = std::make_shared<const ImagesByKey>(std::move(pending));
-  pending.clear();
+  pending = ImagesByKey();
+  pending.reserve(in_flight->size());  // the next chunk is likely as big: no rehash as it fills
   batch.shared_images = in_flight;
   return std::async(std::launch::async,
                     [&store, b = std::move(batch), old = std::move(committed)]() mutable {

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <limits>
 #include <ctime>
 
 #include "schemas/canonical_json.h"
@@ -282,12 +283,18 @@ Result<ParsedMessage> parse_message(std::string_view body) {
 }
 
 std::string utc_iso(std::int64_t unix_seconds) {
+  // Capture stamps thousands of changes per second with the same second: format it once.
+  static thread_local std::int64_t last = std::numeric_limits<std::int64_t>::min();
+  static thread_local std::string last_text;
+  if (unix_seconds == last) return last_text;
   std::time_t t = static_cast<std::time_t>(unix_seconds);
   std::tm tm{};
   gmtime_r(&t, &tm);
   char buf[32];
   std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
+  last = unix_seconds;
+  last_text = buf;
+  return last_text;
 }
 
 std::int64_t unix_now() {

@@ -7,6 +7,8 @@
 
 #include <filesystem>
 
+#include "schemas/crypto.h"
+
 namespace civishare {
 namespace {
 
@@ -338,6 +340,88 @@ TEST_F(StoreTest, InboxKeepsOrderAndRemembersMessageIds) {
   ASSERT_TRUE(store_->remove_inbox((*in)[0].seq));
   EXPECT_EQ(store_->inbox_size(), 1u);
   EXPECT_TRUE(*store_->any_signature_seen({"sig-t2"}));
+}
+
+// Every key of the seen family, read with RocksDB itself (the store closed).
+std::vector<std::string> seen_keys(const std::filesystem::path& store_dir) {
+  std::vector<std::string> names;
+  EXPECT_TRUE(rocksdb::DB::ListColumnFamilies(rocksdb::Options(), store_dir.string(), &names).ok());
+  std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
+  for (const auto& n : names) descriptors.emplace_back(n, rocksdb::ColumnFamilyOptions());
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::DB* raw = nullptr;
+  EXPECT_TRUE(rocksdb::DB::OpenForReadOnly(rocksdb::Options(), store_dir.string(), descriptors,
+                                           &handles, &raw)
+                  .ok());
+  std::vector<std::string> keys;
+  for (std::size_t i = 0; i < handles.size(); ++i) {
+    if (names[i] == "seen") {
+      std::unique_ptr<rocksdb::Iterator> it(raw->NewIterator(rocksdb::ReadOptions(), handles[i]));
+      for (it->SeekToFirst(); it->Valid(); it->Next()) keys.push_back(it->key().ToString());
+    }
+    raw->DestroyColumnFamilyHandle(handles[i]);
+  }
+  delete raw;
+  return keys;
+}
+
+// A signature (base64 of a sha512) is kept as 32 raw bytes, anything else as its text; both are
+// found again, a different signature is not, and a text that only looks like a signature (not
+// canonical base64) is not taken for the one it resembles. Signatures an earlier build kept as
+// text ("s/" + text) still count after a reopen, and pruning drops both kinds.
+TEST_F(StoreTest, SeenSignaturesAreKeptCompactlyAndThoseOfEarlierBuildsStillCount) {
+  const std::string a = base64_encode(sha512("change a")), b = base64_encode(sha512("change b"));
+  const std::string old_sig = base64_encode(sha512("seen by an earlier build"));
+  ASSERT_EQ(a.size(), 88u);
+  std::string look_alike = a;  // the last character's unused bits set: not canonical base64
+  look_alike[85] = static_cast<char>(look_alike[85] + 1);
+  ASSERT_TRUE(store_->mark_signatures_seen({a, "peer's odd signature"}));
+  EXPECT_TRUE(*store_->any_signature_seen({a}));
+  EXPECT_TRUE(*store_->any_signature_seen({b, "peer's odd signature"}));
+  EXPECT_FALSE(*store_->any_signature_seen({b}));
+  EXPECT_FALSE(*store_->any_signature_seen({look_alike}));
+  EXPECT_FALSE(*store_->any_signature_seen({"peer's odd signature 2"}));
+  store_.reset();
+  auto keys = seen_keys(dir_ / "store");
+  ASSERT_EQ(keys.size(), 2u);
+  EXPECT_EQ(keys[0].size(), 2u + 1 + 32);  // "s/" 0x00 + 32 bytes
+  EXPECT_EQ(keys[0].substr(3), sha512("change a").substr(0, 32));
+  EXPECT_EQ(keys[1], std::string("s/\x01") + "peer's odd signature");
+
+  {  // what an earlier build wrote: "s/" + the signature's text
+    std::vector<std::string> names;
+    ASSERT_TRUE(
+        rocksdb::DB::ListColumnFamilies(rocksdb::Options(), (dir_ / "store").string(), &names)
+            .ok());
+    std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
+    for (const auto& n : names) descriptors.emplace_back(n, rocksdb::ColumnFamilyOptions());
+    std::vector<rocksdb::ColumnFamilyHandle*> handles;
+    rocksdb::DB* raw = nullptr;
+    ASSERT_TRUE(rocksdb::DB::Open(rocksdb::Options(), (dir_ / "store").string(), descriptors,
+                                  &handles, &raw)
+                    .ok());
+    for (std::size_t i = 0; i < handles.size(); ++i) {
+      if (names[i] == "seen") {
+        const std::string now = std::to_string(unix_now());
+        ASSERT_TRUE(raw->Put(rocksdb::WriteOptions(), handles[i], "s/" + old_sig, now).ok());
+        ASSERT_TRUE(raw->Put(rocksdb::WriteOptions(), handles[i], "s/old odd one", now).ok());
+      }
+      raw->DestroyColumnFamilyHandle(handles[i]);
+    }
+    delete raw;
+  }
+  reopen();
+  EXPECT_TRUE(*store_->any_signature_seen({old_sig}));
+  EXPECT_TRUE(*store_->any_signature_seen({"old odd one"}));
+  EXPECT_TRUE(*store_->any_signature_seen({a}));
+  EXPECT_FALSE(*store_->any_signature_seen({b}));
+  sleep(1);
+  ASSERT_TRUE(store_->prune({}, 3600, 3600, 0).ok());  // a signature window of 0 s: all go
+  EXPECT_FALSE(*store_->any_signature_seen({old_sig}));
+  EXPECT_FALSE(*store_->any_signature_seen({"old odd one"}));
+  EXPECT_FALSE(*store_->any_signature_seen({a}));
+  store_.reset();
+  EXPECT_TRUE(seen_keys(dir_ / "store").empty());
 }
 
 // Earlier builds kept every key in RocksDB's default column family. Such a store, holding a bit

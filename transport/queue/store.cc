@@ -9,6 +9,7 @@
 #include <sys/statvfs.h>
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cinttypes>
 #include <cstdio>
@@ -39,6 +40,41 @@ std::string seq_key(const char* prefix, std::uint64_t seq) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "%s%016" PRIx64, prefix, seq);
   return buf;
+}
+
+// A seen signature's key. A signature is the base64 text of a sha512 (88 characters): its key is
+// "s/" 0x00 and the first 32 of those 64 bytes (collisions: 2^-128), 35 bytes instead of 90 in the
+// WAL, the memtable and every compaction. Any other text (a malformed signature of a peer) is kept
+// as it is: "s/" 0x01 text. Earlier builds wrote "s/" text (Store::legacy_seen_).
+std::string seen_key(std::string_view sig) {
+  static const auto value_of = [] {
+    std::array<signed char, 256> v;
+    v.fill(-1);
+    const char* alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    for (int i = 0; i < 64; ++i)
+      v[static_cast<unsigned char>(alphabet[i])] = static_cast<signed char>(i);
+    return v;
+  }();
+  std::string key(kSeen);
+  // Canonical base64 of 64 bytes: 86 characters, "==", and the last one's 4 unused bits zero.
+  bool canonical = sig.size() == 88 && sig.ends_with("==") &&
+                   (value_of[static_cast<unsigned char>(sig[85])] & 15) == 0;
+  std::uint32_t bits = 0;
+  for (std::size_t i = 0; canonical && i < 86; ++i) {
+    const int v = value_of[static_cast<unsigned char>(sig[i])];
+    if (v < 0) canonical = false;
+    bits = (bits << 6) | static_cast<std::uint32_t>(v);
+    if (i % 4 == 3 && key.size() < 3 + 32) {  // 4 characters: 3 bytes
+      if (key.size() == 2) key.push_back('\0');
+      for (int shift = 16; shift >= 0 && key.size() < 3 + 32; shift -= 8)
+        key.push_back(static_cast<char>((bits >> shift) & 0xff));
+    }
+  }
+  if (canonical) return key;
+  key.resize(2);
+  key.push_back('\x01');
+  key.append(sig);
+  return key;
 }
 
 std::uint64_t seq_of(const rocksdb::Slice& key) {
@@ -261,6 +297,12 @@ Result<std::unique_ptr<Store>> Store::open_at(const std::string& data_dir, bool 
   if (!read_only) {
     if (auto m = store->move_into_families(); !m) return m.error();
   }
+  {  // signatures an earlier build wrote as text ("s/" and a base64 character)
+    auto it = store->iterate(kSeen);
+    it->Seek(std::string(kSeen) + '\x02');
+    store->legacy_seen_ = it->Valid() && it->key().starts_with(kSeen);
+    if (!it->status().ok()) return storage_error(it->status(), "reading seen signatures");
+  }
   if (auto n = store->load_image_names(); !n) return n.error();
   auto out = store->last_seq(kOutbox);
   if (!out) return out.error();
@@ -343,7 +385,7 @@ Status Store::commit_capture(CaptureBatch batch) {
     r.queued_at = unix_now();
     wb.put(seq_key(kOutbox, r.seq), encode_entry(r.change, r.came_from, r.queued_at, r.only_to));
     // Our own signatures count as processed: a change that comes back to us is a loop.
-    for (const auto& sig : r.change.loop_detection) seen.push_back(kSeen + sig);
+    for (const auto& sig : r.change.loop_detection) seen.push_back(seen_key(sig));
   }
   std::sort(seen.begin(), seen.end());
   for (const auto& key : seen) wb.put(key, now);
@@ -501,7 +543,7 @@ Status Store::commit_receive(const std::string& peer, const std::string& message
     e.seq = seq++;
     e.received_at = unix_now();
     wb.put(seq_key(kInbox, e.seq), encode_entry(e.change, e.came_from, e.received_at));
-    for (const auto& sig : e.change.loop_detection) wb.put(kSeen + sig, now);
+    for (const auto& sig : e.change.loop_detection) wb.put(seen_key(sig), now);
   }
   if (seq != next_inbox_) wb.put(std::string("h/") + kInbox, std::to_string(seq - 1));
   wb.put(kMessage + peer + "/" + message_id, now);
@@ -515,10 +557,13 @@ Status Store::commit_receive(const std::string& peer, const std::string& message
 
 Result<bool> Store::any_signature_seen(const std::vector<std::string>& signatures) {
   for (const auto& sig : signatures) {
-    std::string v;
-    auto s = get(kSeen + sig, &v);
-    if (s.ok()) return true;
-    if (!s.IsNotFound()) return storage_error(s, "reading seen signatures");
+    for (const std::string& key :
+         legacy_seen_ ? std::vector{seen_key(sig), kSeen + sig} : std::vector{seen_key(sig)}) {
+      std::string v;
+      auto s = get(key, &v);
+      if (s.ok()) return true;
+      if (!s.IsNotFound()) return storage_error(s, "reading seen signatures");
+    }
   }
   return false;
 }
@@ -534,7 +579,7 @@ Result<bool> Store::message_seen(const std::string& peer, const std::string& mes
 Status Store::mark_signatures_seen(const std::vector<std::string>& signatures) {
   Batch wb(*families_);
   const std::string now = std::to_string(unix_now());
-  for (const auto& sig : signatures) wb.put(kSeen + sig, now);
+  for (const auto& sig : signatures) wb.put(seen_key(sig), now);
   auto s = write(rocksdb::WriteOptions(), wb.rocks());
   if (!s.ok()) return storage_error(s, "writing seen signatures");
   return ok_status();

@@ -201,6 +201,9 @@ class Store {
   std::uint64_t next_inbox_ = 1;
   std::atomic<std::uint64_t> held_from_{0};  // first held outbox seq; 0 = none
   Status load_held();
+  // Whether the seen family held signatures as text (earlier builds) at open: look-ups then try
+  // both keys (those keys go once pruned, after the signature window).
+  bool legacy_seen_ = false;
   Status load_image_names();
   ImageCodec codec_;
   ImageCache image_cache_{kImageCacheBytes};
