@@ -13,6 +13,7 @@
 #include <chrono>
 #include <cinttypes>
 #include <cstdio>
+#include <cstring>
 #include <iterator>
 
 #include "schemas/canonical_json.h"
@@ -55,26 +56,30 @@ std::string seen_key(std::string_view sig) {
       v[static_cast<unsigned char>(alphabet[i])] = static_cast<signed char>(i);
     return v;
   }();
-  std::string key(kSeen);
-  // Canonical base64 of 64 bytes: 86 characters, "==", and the last one's 4 unused bits zero.
+  // Canonical base64 of 64 bytes: 86 characters of the alphabet, "==", and the last one's 4
+  // unused bits zero.
   bool canonical = sig.size() == 88 && sig.ends_with("==") &&
                    (value_of[static_cast<unsigned char>(sig[85])] & 15) == 0;
-  std::uint32_t bits = 0;
-  for (std::size_t i = 0; canonical && i < 86; ++i) {
-    const int v = value_of[static_cast<unsigned char>(sig[i])];
-    if (v < 0) canonical = false;
-    bits = (bits << 6) | static_cast<std::uint32_t>(v);
-    if (i % 4 == 3 && key.size() < 3 + 32) {  // 4 characters: 3 bytes
-      if (key.size() == 2) key.push_back('\0');
-      for (int shift = 16; shift >= 0 && key.size() < 3 + 32; shift -= 8)
-        key.push_back(static_cast<char>((bits >> shift) & 0xff));
-    }
+  for (std::size_t i = 0; canonical && i < 86; ++i)
+    canonical = value_of[static_cast<unsigned char>(sig[i])] >= 0;
+  if (!canonical) {
+    std::string key(kSeen);
+    key.push_back('\x01');
+    key.append(sig);
+    return key;
   }
-  if (canonical) return key;
-  key.resize(2);
-  key.push_back('\x01');
-  key.append(sig);
-  return key;
+  char key[3 + 33];  // "s/" 0x00, then 11 groups of 4 characters = 33 bytes, of which 32 are kept
+  std::memcpy(key, kSeen, 2);
+  key[2] = '\0';
+  for (std::size_t g = 0; g < 11; ++g) {
+    std::uint32_t bits = 0;
+    for (std::size_t i = 4 * g; i < 4 * g + 4; ++i)
+      bits = (bits << 6) | static_cast<std::uint32_t>(value_of[static_cast<unsigned char>(sig[i])]);
+    key[3 + 3 * g] = static_cast<char>(bits >> 16);
+    key[4 + 3 * g] = static_cast<char>(bits >> 8);
+    key[5 + 3 * g] = static_cast<char>(bits);
+  }
+  return std::string(key, 3 + 32);
 }
 
 std::uint64_t seq_of(const rocksdb::Slice& key) {
