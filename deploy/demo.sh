@@ -13,8 +13,14 @@ work="$(mktemp -d /tmp/civishare-demo-XXXXXX)"
 pids=()
 
 cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  # The servers are started inside $(...), so they are not in `pids`: each left its pid in a file.
+  local servers=() f pid
+  for f in "$work"/*/server.pid; do [ -f "$f" ] && servers+=("$(cat "$f")"); done
+  for pid in "${pids[@]}" "${servers[@]}"; do kill "$pid" 2>/dev/null || true; done
   for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  for pid in "${servers[@]}"; do  # not our children: wait until they are gone
+    for _ in $(seq 1 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  done
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -42,7 +48,7 @@ start_mariadb() {  # name offset -> prints port
     --innodb-buffer-pool-size=64M --log-bin-trust-function-creators=1 \
     --character-set-server=utf8mb4 --collation-server=utf8mb4_unicode_ci "${user_flag[@]}" \
     >>"$dir/mariadb.log" 2>&1 &
-  pids+=($!)
+  echo $! >"$dir/server.pid"  # for cleanup: this function runs in a subshell
   for _ in $(seq 1 300); do
     mariadb --no-defaults -uroot --socket="$dir/mysqld.sock" -e "SELECT 1" >/dev/null 2>&1 && break
     sleep 0.1
