@@ -2,8 +2,8 @@
 
 #include <algorithm>
 #include <chrono>
-#include <limits>
 #include <ctime>
+#include <limits>
 
 #include "schemas/canonical_json.h"
 #include "schemas/crypto.h"

@@ -6,6 +6,7 @@
 #include <rocksdb/db.h>
 
 #include <filesystem>
+#include <functional>
 
 #include "schemas/crypto.h"
 
@@ -342,26 +343,34 @@ TEST_F(StoreTest, InboxKeepsOrderAndRemembersMessageIds) {
   EXPECT_TRUE(*store_->any_signature_seen({"sig-t2"}));
 }
 
-// Every key of the seen family, read with RocksDB itself (the store closed).
-std::vector<std::string> seen_keys(const std::filesystem::path& store_dir) {
+// Opens the store (closed) with RocksDB itself and hands `use` its seen family.
+void with_seen_family(const std::filesystem::path& store_dir, bool writable,
+                      const std::function<void(rocksdb::DB&, rocksdb::ColumnFamilyHandle*)>& use) {
   std::vector<std::string> names;
-  EXPECT_TRUE(rocksdb::DB::ListColumnFamilies(rocksdb::Options(), store_dir.string(), &names).ok());
+  ASSERT_TRUE(rocksdb::DB::ListColumnFamilies(rocksdb::Options(), store_dir.string(), &names).ok());
   std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
   for (const auto& n : names) descriptors.emplace_back(n, rocksdb::ColumnFamilyOptions());
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
   rocksdb::DB* raw = nullptr;
-  EXPECT_TRUE(rocksdb::DB::OpenForReadOnly(rocksdb::Options(), store_dir.string(), descriptors,
-                                           &handles, &raw)
-                  .ok());
-  std::vector<std::string> keys;
+  const auto opened =
+      writable
+          ? rocksdb::DB::Open(rocksdb::Options(), store_dir.string(), descriptors, &handles, &raw)
+          : rocksdb::DB::OpenForReadOnly(rocksdb::Options(), store_dir.string(), descriptors,
+                                         &handles, &raw);
+  ASSERT_TRUE(opened.ok()) << opened.ToString();
   for (std::size_t i = 0; i < handles.size(); ++i) {
-    if (names[i] == "seen") {
-      std::unique_ptr<rocksdb::Iterator> it(raw->NewIterator(rocksdb::ReadOptions(), handles[i]));
-      for (it->SeekToFirst(); it->Valid(); it->Next()) keys.push_back(it->key().ToString());
-    }
+    if (names[i] == "seen") use(*raw, handles[i]);
     raw->DestroyColumnFamilyHandle(handles[i]);
   }
   delete raw;
+}
+
+std::vector<std::string> seen_keys(const std::filesystem::path& store_dir) {
+  std::vector<std::string> keys;
+  with_seen_family(store_dir, false, [&](rocksdb::DB& db, rocksdb::ColumnFamilyHandle* seen) {
+    std::unique_ptr<rocksdb::Iterator> it(db.NewIterator(rocksdb::ReadOptions(), seen));
+    for (it->SeekToFirst(); it->Valid(); it->Next()) keys.push_back(it->key().ToString());
+  });
   return keys;
 }
 
@@ -388,28 +397,12 @@ TEST_F(StoreTest, SeenSignaturesAreKeptCompactlyAndThoseOfEarlierBuildsStillCoun
   EXPECT_EQ(keys[0].substr(3), sha512("change a").substr(0, 32));
   EXPECT_EQ(keys[1], std::string("s/\x01") + "peer's odd signature");
 
-  {  // what an earlier build wrote: "s/" + the signature's text
-    std::vector<std::string> names;
-    ASSERT_TRUE(
-        rocksdb::DB::ListColumnFamilies(rocksdb::Options(), (dir_ / "store").string(), &names)
-            .ok());
-    std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
-    for (const auto& n : names) descriptors.emplace_back(n, rocksdb::ColumnFamilyOptions());
-    std::vector<rocksdb::ColumnFamilyHandle*> handles;
-    rocksdb::DB* raw = nullptr;
-    ASSERT_TRUE(rocksdb::DB::Open(rocksdb::Options(), (dir_ / "store").string(), descriptors,
-                                  &handles, &raw)
-                    .ok());
-    for (std::size_t i = 0; i < handles.size(); ++i) {
-      if (names[i] == "seen") {
-        const std::string now = std::to_string(unix_now());
-        ASSERT_TRUE(raw->Put(rocksdb::WriteOptions(), handles[i], "s/" + old_sig, now).ok());
-        ASSERT_TRUE(raw->Put(rocksdb::WriteOptions(), handles[i], "s/old odd one", now).ok());
-      }
-      raw->DestroyColumnFamilyHandle(handles[i]);
-    }
-    delete raw;
-  }
+  // What an earlier build wrote: "s/" + the signature's text.
+  with_seen_family(dir_ / "store", true, [&](rocksdb::DB& db, rocksdb::ColumnFamilyHandle* seen) {
+    const std::string now = std::to_string(unix_now());
+    ASSERT_TRUE(db.Put(rocksdb::WriteOptions(), seen, "s/" + old_sig, now).ok());
+    ASSERT_TRUE(db.Put(rocksdb::WriteOptions(), seen, "s/old odd one", now).ok());
+  });
   reopen();
   EXPECT_TRUE(*store_->any_signature_seen({old_sig}));
   EXPECT_TRUE(*store_->any_signature_seen({"old odd one"}));
