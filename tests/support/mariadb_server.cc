@@ -165,8 +165,21 @@ MariaDbServer::~MariaDbServer() {
 
 void MariaDbServer::stop() {
   if (pid_ > 0) {
-    ::kill(pid_, SIGTERM);
     int status = 0;
+    // A server that is gone before anyone stopped it died under the test: say why (its error log
+    // is deleted with the directory right after).
+    if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+      pid_ = -1;
+      const std::string log = read_file(dir_ + "/error.log");
+      std::fprintf(stderr,
+                   "MariaDbServer: mariadbd (port %u) had exited by itself (%s %d); the end of "
+                   "its error log:\n%s\n",
+                   static_cast<unsigned>(port_), WIFSIGNALED(status) ? "signal" : "exit status",
+                   WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status),
+                   log.substr(log.size() > 6000 ? log.size() - 6000 : 0).c_str());
+      return;
+    }
+    ::kill(pid_, SIGTERM);
     for (int i = 0; i < 300; ++i) {
       if (::waitpid(pid_, &status, WNOHANG) == pid_) {
         pid_ = -1;
