@@ -482,8 +482,12 @@ Result<boost::json::object> status_object(const Config& config, Store& store) {
     std::vector<std::string> accepts =
         st->negotiated ? st->accepts
                        : std::vector<std::string>(link.outgoing.begin(), link.outgoing.end());
-    auto backlog =
-        store.backlog(link.name, [&](const OutboxEntry& e) { return peer_gets(link, accepts, e); });
+    std::string filter;  // what peer_gets looks at besides the entry
+    for (const auto& t : link.outgoing) filter += t + ",";
+    filter += "|";
+    for (const auto& t : accepts) filter += t + ",";
+    auto backlog = store.backlog(link.name, filter,
+                                 [&](const OutboxEntry& e) { return peer_gets(link, accepts, e); });
     if (!backlog) return backlog.error();
     json::array sends, receives;
     for (const auto& t : link.outgoing) {

@@ -275,7 +275,7 @@ TEST_F(StoreTest, HeldRecordsOfAnUnfinishedTransactionStayInvisibleAcrossAReopen
     reopen();  // a crash between the parts keeps what was held, and holds it
     EXPECT_EQ(store_->read_outbox(0, 10)->size(), 1u) << "part " << part;
     // `status` does not count held records as queued for a peer
-    EXPECT_EQ(store_->backlog("p", [](const OutboxEntry&) { return true; })->queued, 1u);
+    EXPECT_EQ(store_->backlog("p", "all", [](const OutboxEntry&) { return true; })->queued, 1u);
   }
   CaptureBatch end;
   end.records = {entry("t3")};
@@ -284,7 +284,7 @@ TEST_F(StoreTest, HeldRecordsOfAnUnfinishedTransactionStayInvisibleAcrossAReopen
   ASSERT_TRUE(store_->commit_capture(std::move(end)));
   auto out = store_->read_outbox(0, 10);
   ASSERT_EQ(out->size(), 6u);  // released whole, in order
-  EXPECT_EQ(store_->backlog("p", [](const OutboxEntry&) { return true; })->queued, 6u);
+  EXPECT_EQ(store_->backlog("p", "all", [](const OutboxEntry&) { return true; })->queued, 6u);
   EXPECT_EQ((*out)[1].change.type, "t2");
   EXPECT_EQ((*out)[5].change.type, "t3");
   reopen();
@@ -322,12 +322,68 @@ TEST_F(StoreTest, BacklogCountsOnlyWhatThePeerGets) {
   b.records = {entry("base"), entry("email"), entry("base", "p"), entry("base")};
   ASSERT_TRUE(store_->commit_capture(std::move(b)));
   ASSERT_TRUE(store_->set_acked("p", 1));
-  auto backlog = store_->backlog(
-      "p", [](const OutboxEntry& e) { return e.change.type == "base" && e.came_from != "p"; });
+  auto backlog = store_->backlog("p", "base not from p", [](const OutboxEntry& e) {
+    return e.change.type == "base" && e.came_from != "p";
+  });
   ASSERT_TRUE(backlog.ok());
   EXPECT_EQ(backlog->acked, 1u);
   EXPECT_EQ(backlog->queued, 1u);
   EXPECT_GT(backlog->oldest_queued_at, 0);
+}
+
+// backlog() keeps its count from one call to the next (a running agent's /metrics asks every few
+// seconds); whatever happened in between, it must say what a fresh count of the outbox says.
+TEST_F(StoreTest, BacklogKeptUpToDateAgreesWithAFreshCountAfterEveryStep) {
+  const std::function<bool(const OutboxEntry&)> rules[] = {
+      [](const OutboxEntry& e) { return e.change.type == "base" && e.came_from != "p"; },
+      [](const OutboxEntry& e) { return e.came_from != "p"; }};
+  const char* names[] = {"base not from p", "not from p"};
+  std::uint64_t acked = 0, last = 0;
+  std::uint32_t random = 12345;
+  auto next = [&random](std::uint32_t n) {
+    random = random * 1103515245u + 12345u;
+    return (random >> 16) % n;
+  };
+  for (int step = 0; step < 200; ++step) {
+    const int rule = step < 120 ? 0 : 1;  // the peer's accepted types change once
+    switch (next(6)) {
+      case 0:
+      case 1:
+      case 2: {  // capture a few records; now and then a held part of a big transaction
+        CaptureBatch b;
+        for (std::uint32_t i = 0, n = 1 + next(4); i < n; ++i) {
+          b.records.push_back(entry(next(2) ? "base" : "email", next(3) == 0 ? "p" : ""));
+        }
+        b.hold = next(5) == 0;
+        last += b.records.size();
+        ASSERT_TRUE(store_->commit_capture(std::move(b)));
+        break;
+      }
+      case 3:  // the peer acknowledges some
+        acked = std::min(last, acked + next(6));
+        ASSERT_TRUE(store_->set_acked("p", acked));
+        break;
+      case 4:  // what every peer has acknowledged goes
+        ASSERT_TRUE(store_->prune({"p"}, 0, 3600, 3600));
+        break;
+      case 5:
+        if (next(4) == 0) reopen();
+        break;
+    }
+    auto counted = store_->backlog("p", names[rule], rules[rule]);
+    ASSERT_TRUE(counted.ok()) << step;
+    auto fresh = store_->read_outbox(acked, 100000);
+    ASSERT_TRUE(fresh.ok());
+    std::uint64_t want = 0;
+    std::int64_t oldest = 0;
+    for (const auto& e : *fresh) {
+      if (!rules[rule](e)) continue;
+      if (want++ == 0) oldest = e.queued_at;
+    }
+    EXPECT_EQ(counted->acked, acked) << step;
+    EXPECT_EQ(counted->queued, want) << "step " << step;
+    EXPECT_EQ(counted->oldest_queued_at, oldest) << step;
+  }
 }
 
 TEST_F(StoreTest, InboxKeepsOrderAndRemembersMessageIds) {

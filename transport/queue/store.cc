@@ -671,23 +671,56 @@ std::uint64_t Store::inbox_size() const {
 
 namespace civishare {
 
-Result<PeerBacklog> Store::backlog(const std::string& peer,
+Result<PeerBacklog> Store::backlog(const std::string& peer, const std::string& filter,
                                    const std::function<bool(const OutboxEntry&)>& wanted) {
-  PeerBacklog b;
   auto acked_seq = acked(peer);
   if (!acked_seq) return acked_seq.error();
-  b.acked = *acked_seq;
-  auto it = iterate(kOutbox);
-  const std::uint64_t held = held_from_;  // not sendable yet: not queued for anyone
-  for (it->Seek(seq_key(kOutbox, b.acked + 1)); it->Valid() && it->key().starts_with(kOutbox);
-       it->Next()) {
-    if (held != 0 && seq_of(it->key()) >= held) break;
-    auto e = decode_entry<OutboxEntry>(seq_of(it->key()), it->value());
-    if (!e) return e.error();
-    if (!wanted(*e)) continue;
-    if (b.queued++ == 0) b.oldest_queued_at = e->queued_at;
+  const std::uint64_t acked = *acked_seq;
+  std::lock_guard lock(backlog_mu_);
+  BacklogCount& c = backlog_counts_[peer];
+  if (c.filter != filter || acked < c.acked || acked >= c.counted) {  // start over from `acked`
+    c = BacklogCount{filter, acked, acked, 0, {}};
   }
-  if (!it->status().ok()) return storage_error(it->status(), "reading the outbox");
+  for (; c.acked < acked; ++c.acked) {  // what the peer acknowledged since: no longer queued
+    if (c.wanted.front()) --c.queued;
+    c.wanted.pop_front();
+  }
+  // Entries queued since: counted up to the first held one (not sendable yet, not queued for
+  // anyone); the next call goes on from there.
+  auto it = iterate(kOutbox);
+  const std::uint64_t held = held_from_;
+  for (it->Seek(seq_key(kOutbox, c.counted + 1)); it->Valid() && it->key().starts_with(kOutbox);
+       it->Next()) {
+    const std::uint64_t seq = seq_of(it->key());
+    if (held != 0 && seq >= held) break;
+    auto e = decode_entry<OutboxEntry>(seq, it->value());
+    if (!e) return e.error();
+    for (; c.counted + 1 < seq; ++c.counted) c.wanted.push_back(false);  // a gap: nothing there
+    const bool w = wanted(*e);
+    c.wanted.push_back(w);
+    c.queued += w;
+    c.counted = seq;
+  }
+  if (!it->status().ok()) {
+    c = BacklogCount{};
+    return storage_error(it->status(), "reading the outbox");
+  }
+  PeerBacklog b;
+  b.acked = acked;
+  b.queued = c.queued;
+  if (c.queued > 0) {  // the first entry the peer gets: when it was queued
+    const auto first = std::find(c.wanted.begin(), c.wanted.end(), true) - c.wanted.begin();
+    const std::uint64_t seq = c.acked + 1 + static_cast<std::uint64_t>(first);
+    std::string v;
+    auto s = get(seq_key(kOutbox, seq), &v);
+    if (!s.ok()) {
+      c = BacklogCount{};
+      return storage_error(s, "reading the outbox");
+    }
+    auto e = decode_entry<OutboxEntry>(seq, v);
+    if (!e) return e.error();
+    b.oldest_queued_at = e->queued_at;
+  }
   return b;
 }
 

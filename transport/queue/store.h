@@ -13,6 +13,7 @@
 #include <atomic>
 #include <boost/json.hpp>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -133,8 +134,11 @@ class Store {
   Result<std::uint64_t> acked(const std::string& peer);
   Status set_acked(const std::string& peer, std::uint64_t seq);
   std::uint64_t last_outbox_seq() const;
-  // Counts what `peer` still has to get. `wanted` says whether the peer gets an entry.
-  Result<PeerBacklog> backlog(const std::string& peer,
+  // Counts what `peer` still has to get. `wanted` says whether the peer gets an entry; `filter`
+  // names that rule (the same text for the same rule). A running agent asks again and again
+  // (/metrics, /status.json), so the answer is kept per peer and brought up to date from the
+  // previous one: only entries queued or acknowledged since are read.
+  Result<PeerBacklog> backlog(const std::string& peer, const std::string& filter,
                               const std::function<bool(const OutboxEntry&)>& wanted);
   Status set_peer_state(const std::string& peer, const PeerState& state);
   Result<PeerState> peer_state(const std::string& peer);
@@ -208,6 +212,15 @@ class Store {
   ImageCodec codec_;
   ImageCache image_cache_{kImageCacheBytes};
   std::unique_ptr<rocksdb::WriteBatch> capture_batch_;  // commit_capture's, reused (under mu_)
+  // backlog()'s count per peer: for each outbox seq after `acked` up to `counted`, whether the
+  // peer gets it (one byte per entry: a million queued cost a megabyte).
+  struct BacklogCount {
+    std::string filter;
+    std::uint64_t acked = 0, counted = 0, queued = 0;
+    std::deque<bool> wanted;  // wanted[i]: seq acked + 1 + i
+  };
+  std::mutex backlog_mu_;
+  std::map<std::string, BacklogCount> backlog_counts_;
 };
 
 }  // namespace civishare
