@@ -167,7 +167,7 @@ HttpResponse ChangeReceiver::changes(const HttpRequest& request) {
       refuse("loop_detection must hold at least the sender's signature");
       continue;
     }
-    auto seen = store_.any_signature_seen(change->loop_detection);
+    auto seen = store_.any_signature_seen(change->loop_detection, change->timestamp);
     if (!seen) return error_response(503, seen.error().message);
     bool duplicate = *seen;
     for (const auto& e : accepted) {  // the same change twice in one batch

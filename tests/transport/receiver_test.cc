@@ -159,6 +159,28 @@ TEST_F(ReceiverTest, RefusesPerChangeNotPerBatch) {
   EXPECT_EQ(store_->inbox_size(), 1u);
 }
 
+// This node (civi2) captured a change and sent it away; it comes back from civi1 (over a third
+// node), its chain grown by the others' signatures and its origin timestamp unchanged: a loop.
+// The same content with another timestamp is another change.
+TEST_F(ReceiverTest, AChangeThisNodeCapturedIsALoopWhenItComesBack) {
+  Change ours = change("civishare.change.contact.base", "Karl");
+  ours.loop_detection = {change_signature(ours, "civi2")};
+  CaptureBatch b;
+  b.records.push_back(OutboxEntry{0, ours});
+  ASSERT_TRUE(store_->commit_capture(std::move(b)));
+  Change back = ours;
+  back.loop_detection.push_back(change_signature(back, "civi3"));
+  back.loop_detection.push_back(change_signature(back, "civi1"));
+  Change later = ours;
+  later.timestamp = "2026-11-28T10:00:01Z";
+  later.loop_detection = {change_signature(later, "civi1")};
+  auto r = receiver_->handle(request("m1", {back, later}));
+  ASSERT_EQ(r.status, 200);
+  EXPECT_EQ(results(r)[0].at("status"), "duplicate");
+  EXPECT_EQ(results(r)[1].at("status"), "accepted");
+  EXPECT_EQ(store_->inbox_size(), 1u);
+}
+
 TEST_F(ReceiverTest, AChangeSeenBeforeIsADuplicateEvenInANewMessage) {
   auto c = change("civishare.change.contact.base", "Karl");
   ASSERT_EQ(receiver_->handle(request("m1", {c})).status, 200);

@@ -473,6 +473,39 @@ TEST_F(StoreTest, SeenSignaturesAreKeptCompactlyAndThoseOfEarlierBuildsStillCoun
   EXPECT_TRUE(seen_keys(dir_ / "store").empty());
 }
 
+// The signatures of what this node captures are keyed by the change's timestamp first ("s/" 0x02,
+// its length, its text, then the 32 bytes), so that capture writes them in order; a look-up with
+// the timestamp the change carries finds them, after a reopen too. Pruning drops them like the
+// rest.
+TEST_F(StoreTest, OwnSignaturesAreKeptInTimestampOrderAndFoundByTheChangesTimestamp) {
+  CaptureBatch b;
+  std::vector<std::string> sigs;
+  for (const char* ts : {"2026-11-28T10:00:02Z", "2026-11-28T10:00:01Z"}) {
+    OutboxEntry e = entry("t1");
+    e.change.timestamp = ts;
+    e.change.loop_detection = {base64_encode(sha512(std::string("captured at ") + ts))};
+    sigs.push_back(e.change.loop_detection[0]);
+    b.records.push_back(std::move(e));
+  }
+  ASSERT_TRUE(store_->commit_capture(std::move(b)));
+  EXPECT_TRUE(*store_->any_signature_seen({sigs[0]}, "2026-11-28T10:00:02Z"));
+  EXPECT_TRUE(*store_->any_signature_seen({"other", sigs[1]}, "2026-11-28T10:00:01Z"));
+  EXPECT_FALSE(*store_->any_signature_seen({sigs[0]}, "2026-11-28T10:00:01Z"));
+  EXPECT_FALSE(
+      *store_->any_signature_seen({base64_encode(sha512("not ours"))}, "2026-11-28T10:00:02Z"));
+  store_.reset();
+  auto keys = seen_keys(dir_ / "store");
+  ASSERT_EQ(keys.size(), 2u);
+  EXPECT_EQ(keys[0], std::string("s/\x02\x14") + "2026-11-28T10:00:01Z" +
+                         sha512("captured at 2026-11-28T10:00:01Z").substr(0, 32));
+  EXPECT_EQ(keys[1].substr(0, 24), std::string("s/\x02\x14") + "2026-11-28T10:00:02Z");
+  reopen();
+  EXPECT_TRUE(*store_->any_signature_seen({sigs[0]}, "2026-11-28T10:00:02Z"));
+  sleep(1);
+  ASSERT_TRUE(store_->prune({}, 3600, 3600, 0).ok());
+  EXPECT_FALSE(*store_->any_signature_seen({sigs[0]}, "2026-11-28T10:00:02Z"));
+}
+
 // Earlier builds kept every key in RocksDB's default column family. Such a store, holding a bit
 // of everything, opens read-only as it is, and the first read-write open moves the outbox, images
 // and seen signatures into their own families: everything reads back as before, nothing stays
