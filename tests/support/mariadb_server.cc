@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -127,8 +128,15 @@ void MariaDbServer::start_process() {
                                    "--collation-server=utf8mb4_unicode_ci",
                                    "--log-bin-trust-function-creators=1"};
   if (::geteuid() == 0) args.push_back("--user=root");
+  const pid_t parent = ::getpid();
   pid_ = ::fork();
   if (pid_ == 0) {
+    // The server goes with the process that started it, also when that one dies without running
+    // destructors (a crash, std::exit in a benchmark, ctest's timeout kill): no mariadbd left
+    // running on a deleted directory. The signal comes when the forking *thread* ends, so servers
+    // must be started from a thread that outlives them (tests start them on the main thread).
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (::getppid() != parent) ::_exit(127);  // the parent was gone already
     int devnull = ::open("/dev/null", O_RDWR);
     ::dup2(devnull, 0);
     ::dup2(devnull, 1);
