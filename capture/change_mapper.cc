@@ -248,7 +248,7 @@ Status ChangeMapper::map_row(const SourceRow& lr, Images& images, std::vector<Ou
     images.pending[key] = std::move(*img);
     if (change.attribute_changes.empty() && !reparented) return ok_status();
   }
-  change.id = o_.node + "-" + lr.hash();
+  change.id = change_id(o_.node, lr.hash());
   OutboxEntry entry;
   if (ours && o_.link) {  // our applier's write: carry the chain of the change it applied on
     auto link = o_.link(lr);

@@ -169,6 +169,22 @@ void append_string_fields(
 
 }  // namespace
 
+std::string change_id(std::string_view node, std::string_view hex24) {
+  std::string id;
+  id.reserve(node.size() + 1 + hex24.size());
+  id.append(node).append(1, '-').append(hex24);
+  return id;
+}
+
+std::string_view origin_of_change_id(std::string_view id) {
+  constexpr std::size_t kDigits = 24;
+  if (id.size() < kDigits + 2 || id[id.size() - kDigits - 1] != '-') return {};
+  for (char c : id.substr(id.size() - kDigits)) {
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return {};
+  }
+  return id.substr(0, id.size() - kDigits - 1);
+}
+
 std::string change_signature(const Change& c, std::string_view sending_node) {
   // The canonical JSON of {type, entity, entity_reference, operation, timestamp, sender,
   // attributes: {name: to}}, written directly: keys in byte order, attributes sorted by name (the

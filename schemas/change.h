@@ -57,6 +57,13 @@ void append_json(std::string& out, const Change& change);
 // timestamp and the sending node, as canonical JSON.
 std::string change_signature(const Change& change, std::string_view sending_node);
 
+// The id a node gives a change it captures: "<node>-" and 24 hex digits of the row's hash. The id
+// travels unchanged along a chain (a node that applies a change and captures the echo carries the
+// id on), so it names the change's origin: a change whose origin is this node came back around a
+// loop. origin_of_change_id() gives that node, or "" for an id of another form.
+std::string change_id(std::string_view node, std::string_view hex24);
+std::string_view origin_of_change_id(std::string_view id);
+
 // One HTTP POST body: {"id": ..., "payload": {"sender", "sent", "changes": [...]}}.
 struct Message {
   std::string id;

@@ -167,9 +167,14 @@ HttpResponse ChangeReceiver::changes(const HttpRequest& request) {
       refuse("loop_detection must hold at least the sender's signature");
       continue;
     }
-    auto seen = store_.any_signature_seen(change->loop_detection, change->timestamp);
-    if (!seen) return error_response(503, seen.error().message);
-    bool duplicate = *seen;
+    // A change this node captured came back around a loop (its id names its origin, and the id
+    // travels unchanged); any other is a duplicate when a signature of its chain came here before.
+    bool duplicate = origin_of_change_id(change->id) == node_;
+    if (!duplicate) {
+      auto seen = store_.any_signature_seen(change->loop_detection);
+      if (!seen) return error_response(503, seen.error().message);
+      duplicate = *seen;
+    }
     for (const auto& e : accepted) {  // the same change twice in one batch
       for (const auto& s : e.change.loop_detection) {
         for (const auto& t : change->loop_detection) duplicate = duplicate || s == t;

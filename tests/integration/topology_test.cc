@@ -87,6 +87,48 @@ TEST_F(ThreeNodes, ChainCarriesChangesBothWaysWithTheirSignatureChains) {
   EXPECT_EQ(log_row_counts({a_.get(), b_.get(), c_.get()}), rows);
 }
 
+// A ring of one-way links (A sends to B, B to C, C to A): split horizon cannot stop A's change
+// from coming back, so A must recognise it. It arrives from C with three signatures, and A drops it
+// as a loop (its id names A as the origin) instead of applying it: loops_dropped counts it and A's
+// civishare_applied stays empty.
+TEST_F(ThreeNodes, RingOfOneWayLinksDropsAChangeWhenItComesBackToItsOrigin) {
+  const std::vector<std::string> base = {"civishare.change.contact.base"};
+  std::map<TestNode*, std::vector<std::pair<Link, const TestNode*>>> links;
+  for (auto [from, to] :
+       {std::pair{a_.get(), b_.get()}, {b_.get(), c_.get()}, {c_.get(), a_.get()}}) {
+    const std::string secret = webhook::new_secret();
+    links[from].push_back({Link{to->name(), secret, base, {}}, to});
+    links[to].push_back({Link{from->name(), secret, {}, base}, from});
+  }
+  for (auto& [node, l] : links) {
+    node->configure(l);
+    node->init();
+  }
+  start_all();
+  auto a = a_->db().connect();
+  ASSERT_TRUE(
+      a.exec("INSERT INTO civicrm_contact (contact_type, first_name, last_name) VALUES "
+             "('Individual', 'Round', 'TheRing')"));
+  const std::string ref = "civi1-" + std::to_string(a.last_insert_id());
+  auto loops_dropped = [](TestNode& n) {
+    auto v = boost::json::parse(n.status_json());
+    return v.as_object().at("loops_dropped").to_number<std::int64_t>();
+  };
+  ASSERT_TRUE(wait_until([&] { return loops_dropped(*a_) == 1; }, 60s))
+      << "A's change never came back to A as a dropped loop: " << a_->status_json();
+  auto chain = boost::json::parse(
+      c_->query("SELECT chain FROM civishare_applied WHERE entity_reference = '" + ref + "'"));
+  EXPECT_EQ(chain.as_array().size(), 2u) << chain;  // A's and B's; C's is added when it sends
+  EXPECT_EQ(
+      c_->query("SELECT came_from FROM civishare_applied WHERE entity_reference = '" + ref + "'"),
+      "civi2");
+  std::this_thread::sleep_for(3s);
+  EXPECT_EQ(a_->query("SELECT COUNT(*) FROM civishare_applied"), "0");
+  EXPECT_EQ(loops_dropped(*a_), 1);
+  EXPECT_EQ(loops_dropped(*b_), 0);
+  EXPECT_EQ(loops_dropped(*c_), 0);
+}
+
 // "log_tables" everywhere, or "mixed": civi1 and civi3 capture from the binlog, civi2 from the log
 // tables, so each source's records (and echo recognition) meet the other's.
 class ThreeNodesSources : public ThreeNodes, public ::testing::WithParamInterface<std::string> {};

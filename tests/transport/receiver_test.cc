@@ -162,23 +162,29 @@ TEST_F(ReceiverTest, RefusesPerChangeNotPerBatch) {
 // This node (civi2) captured a change and sent it away; it comes back from civi1 (over a third
 // node), its chain grown by the others' signatures and its origin timestamp unchanged: a loop.
 // The same content with another timestamp is another change.
+// A change this node (civi2) captured comes back over two more nodes: its id still names civi2 as
+// its origin, so it is a loop, whatever its chain holds. Ids of other origins are not taken for
+// ours, nor are ids that merely begin with our name.
 TEST_F(ReceiverTest, AChangeThisNodeCapturedIsALoopWhenItComesBack) {
-  Change ours = change("civishare.change.contact.base", "Karl");
-  ours.loop_detection = {change_signature(ours, "civi2")};
-  CaptureBatch b;
-  b.records.push_back(OutboxEntry{0, ours});
-  ASSERT_TRUE(store_->commit_capture(std::move(b)));
-  Change back = ours;
-  back.loop_detection.push_back(change_signature(back, "civi3"));
-  back.loop_detection.push_back(change_signature(back, "civi1"));
-  Change later = ours;
-  later.timestamp = "2026-11-28T10:00:01Z";
-  later.loop_detection = {change_signature(later, "civi1")};
-  auto r = receiver_->handle(request("m1", {back, later}));
-  ASSERT_EQ(r.status, 200);
+  const std::string hex24 = "0123456789abcdef01234567";
+  Change back = change("civishare.change.contact.base", "Karl");
+  back.id = change_id("civi2", hex24);
+  back.loop_detection = {change_signature(back, "civi2"), change_signature(back, "civi3"),
+                         change_signature(back, "civi1")};
+  Change other = back;
+  other.id = change_id("civi2-east", hex24);  // another node whose name begins like ours
+  other.loop_detection = {change_signature(other, "civi1")};
+  Change odd = back;
+  odd.id = "civi2-not-a-hash";
+  odd.timestamp = "2026-11-28T10:00:01Z";
+  odd.loop_detection = {change_signature(odd, "civi1")};
+  auto r = receiver_->handle(request("m1", {back, other, odd}));
+  ASSERT_EQ(r.status, 200) << r.body;
   EXPECT_EQ(results(r)[0].at("status"), "duplicate");
   EXPECT_EQ(results(r)[1].at("status"), "accepted");
-  EXPECT_EQ(store_->inbox_size(), 1u);
+  EXPECT_EQ(results(r)[2].at("status"), "accepted");
+  EXPECT_EQ(store_->inbox_size(), 2u);
+  EXPECT_EQ(*store_->counter(Store::kLoopsDropped), 1u);
 }
 
 TEST_F(ReceiverTest, AChangeSeenBeforeIsADuplicateEvenInANewMessage) {

@@ -48,14 +48,12 @@ std::string seq_key(const char* prefix, std::uint64_t seq) {
 // WAL, the memtable and every compaction. Any other text (a malformed signature of a peer) is kept
 // as it is: "s/" 0x01 text. Earlier builds wrote "s/" text (Store::legacy_seen_).
 //
-// The signatures of the changes this node captures are keyed by the change's timestamp first:
-// "s/" 0x02, the timestamp's length (one byte) and text, then the 32 bytes. Capture emits changes
-// in about timestamp order, so these keys go into the memtable next to each other and flushed files
-// hardly overlap (random keys cost a walk down the skip list per insert, ~2.7 us, and compactions
-// that rewrite everything). Every node of a chain signs with the change's origin timestamp, which
-// travels with it unchanged (a change that comes back carries the timestamp it had when we
-// signed it), so the receiver finds them by the timestamp the change carries.
-constexpr char kSeenRandom = '\x00', kSeenText = '\x01', kSeenByTime = '\x02';
+// Signatures this node received: "s/" 0x00 and the 32 bytes a canonical signature encodes, or
+// "s/" 0x01 and the text of any other. Builds of 2026-11-29 also kept the signatures of the changes
+// they captured, under "s/" 0x02, the timestamp's length and text, then the 32 bytes; nothing looks
+// them up any more (a change this node captured is recognised by its id, see the receiver) and
+// pruning removes them with the rest. Older builds wrote the base64 text after "s/".
+constexpr char kSeenRandom = '\x00', kSeenText = '\x01', kSeenByTimeOfOldBuilds = '\x02';
 
 // The 32 bytes a canonical signature encodes, or false for any other text.
 bool signature_bytes(std::string_view sig, char (&bytes)[33]) {
@@ -95,21 +93,6 @@ std::string seen_key(std::string_view sig) {
     return key;
   }
   key.push_back(kSeenRandom);
-  key.append(bytes, 32);
-  return key;
-}
-
-// The key of a signature of a change we captured (timestamp first, see above); seen_key() for a
-// signature that is not canonical or a timestamp that does not fit.
-std::string own_seen_key(std::string_view timestamp, std::string_view sig) {
-  char bytes[33];
-  if (timestamp.empty() || timestamp.size() > 255 || !signature_bytes(sig, bytes))
-    return seen_key(sig);
-  std::string key(kSeen);
-  key.reserve(2 + 2 + timestamp.size() + 32);
-  key.push_back(kSeenByTime);
-  key.push_back(static_cast<char>(timestamp.size()));
-  key.append(timestamp);
   key.append(bytes, 32);
   return key;
 }
@@ -336,7 +319,7 @@ Result<std::unique_ptr<Store>> Store::open_at(const std::string& data_dir, bool 
   }
   {  // signatures an earlier build wrote as text ("s/" and a base64 character)
     auto it = store->iterate(kSeen);
-    it->Seek(std::string(kSeen) + static_cast<char>(kSeenByTime + 1));
+    it->Seek(std::string(kSeen) + static_cast<char>(kSeenByTimeOfOldBuilds + 1));
     store->legacy_seen_ = it->Valid() && it->key().starts_with(kSeen);
     if (!it->status().ok()) return storage_error(it->status(), "reading seen signatures");
   }
@@ -413,20 +396,14 @@ Status Store::commit_capture(CaptureBatch batch) {
       batch.images.size() + (batch.shared_images ? batch.shared_images->size() : 0);
   if (!capture_batch_) capture_batch_ = std::make_unique<rocksdb::WriteBatch>();
   Batch wb(*families_, *capture_batch_);
-  const std::string now = std::to_string(unix_now());
   std::uint64_t seq = next_outbox_;
-  std::vector<std::string> seen;  // put in order: RocksDB inserts sorted keys far faster
-  seen.reserve(batch.records.size());
+  // No signature is kept for what capture emits: a change that comes back here is recognised by
+  // the origin its id names (receiver.cc), so the seen family holds received signatures only.
   for (auto& r : batch.records) {
     r.seq = seq++;
     r.queued_at = unix_now();
     wb.put(seq_key(kOutbox, r.seq), encode_entry(r.change, r.came_from, r.queued_at, r.only_to));
-    // Our own signatures count as processed: a change that comes back to us is a loop.
-    for (const auto& sig : r.change.loop_detection)
-      seen.push_back(own_seen_key(r.change.timestamp, sig));
   }
-  std::sort(seen.begin(), seen.end());
-  for (const auto& key : seen) wb.put(key, now);
   if (seq != next_outbox_) wb.put(std::string("h/") + kOutbox, std::to_string(seq - 1));
   std::uint64_t held = held_from_;
   if (batch.hold && held == 0 && seq != next_outbox_) {
@@ -593,16 +570,10 @@ Status Store::commit_receive(const std::string& peer, const std::string& message
   return ok_status();
 }
 
-Result<bool> Store::any_signature_seen(const std::vector<std::string>& signatures,
-                                       const std::string& timestamp) {
+Result<bool> Store::any_signature_seen(const std::vector<std::string>& signatures) {
   std::string v;
   for (const auto& sig : signatures) {
-    const std::string key = seen_key(sig);
-    auto s = get(key, &v);
-    if (s.IsNotFound()) {  // one of ours, captured here?
-      const std::string own = own_seen_key(timestamp, sig);
-      if (own != key) s = get(own, &v);
-    }
+    auto s = get(seen_key(sig), &v);
     if (s.IsNotFound() && legacy_seen_) s = get(kSeen + sig, &v);  // as an earlier build wrote it
     if (s.ok()) return true;
     if (!s.IsNotFound()) return storage_error(s, "reading seen signatures");

@@ -168,10 +168,8 @@ class Store {
   // Persistent counters (`civishare status` reads them beside a running agent).
   static constexpr const char* kLoopsDropped = "loops_dropped";
   Result<std::uint64_t> counter(const std::string& name);
-  // Whether any of a change's signatures was processed here: received before, or signed by our
-  // capture. `timestamp`: the change's (our capture keys its own signatures by it; see store.cc).
-  Result<bool> any_signature_seen(const std::vector<std::string>& signatures,
-                                  const std::string& timestamp = "");
+  // Whether any of a change's signatures was received here before (within the retention).
+  Result<bool> any_signature_seen(const std::vector<std::string>& signatures);
   Result<bool> message_seen(const std::string& peer, const std::string& message_id);
   Status mark_signatures_seen(const std::vector<std::string>& signatures);
 
