@@ -511,17 +511,17 @@ Result<std::vector<Change>> BinlogSource::replay(const std::string& from, const 
   pass.replay = true;
   pass.to = *binlog::parse_gtid_position(*to_pos);
   // `from` values as the binlog had them: the before-image of the row itself.
-  pass.images.load = [&](const TypeDefinition& def,
-                         const std::string& id) -> Result<std::optional<EntityImage>> {
-    if (!pass.before || pass.before->type != &def || pass.before->get(def.key) != id)
-      return std::optional<EntityImage>{};
+  pass.images.load = [&](const TypeDefinition& def, const std::string& id,
+                         EntityImage& out) -> Result<bool> {
+    if (!pass.before || pass.before->type != &def || pass.before->get(def.key) != id) return false;
     ChangeMapper::Images none;
-    none.load = [](const TypeDefinition&, const std::string&) {
-      return Result<std::optional<EntityImage>>(std::optional<EntityImage>{});
+    none.load = [](const TypeDefinition&, const std::string&, EntityImage&) {
+      return Result<bool>(false);
     };
     auto img = impl.mapper.image_of(*pass.before, none, id, impl.current && impl.current->echo);
     if (!img) return img.error();
-    return std::optional<EntityImage>{std::move(*img)};
+    out = std::move(*img);
+    return true;
   };
   auto reader = impl.open_reader(*from_pos, false);
   if (!reader) return impl.explain(reader.error());

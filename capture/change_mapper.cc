@@ -98,27 +98,33 @@ std::future<Status> ChangeMapper::Images::commit_in_background(Store& store, Cap
 
 ChangeMapper::Images ChangeMapper::store_images() {
   Images images;
-  images.load = [this](const TypeDefinition& def, const std::string& id) {
-    return store_.image(image_key(def.table, id));
+  images.load = [this](const TypeDefinition& def, const std::string& id, EntityImage& out) {
+    return store_.image_into(image_key(def.table, id), out);
   };
   return images;
 }
 
 namespace {
-Result<std::optional<EntityImage>> image(ChangeMapper::Images& images, const TypeDefinition& def,
-                                         const std::string& id) {
-  const std::string key = ChangeMapper::image_key(def.table, id);
-  if (auto it = images.pending.find(key); it != images.pending.end()) return it->second;
+// The entity's last image: as the batch being mapped left it, as the one being committed left
+// it, or as stored (read into `scratch`, valid until its next use); nullptr when it has none.
+Result<const EntityImage*> image(ChangeMapper::Images& images, const TypeDefinition& def,
+                                 const std::string& id, const std::string& key,
+                                 EntityImage& scratch) {
+  if (auto it = images.pending.find(key); it != images.pending.end())
+    return it->second ? &*it->second : nullptr;
   if (images.in_flight) {
-    if (auto it = images.in_flight->find(key); it != images.in_flight->end()) return it->second;
+    if (auto it = images.in_flight->find(key); it != images.in_flight->end())
+      return it->second ? &*it->second : nullptr;
   }
-  return images.load(def, id);
+  auto found = images.load(def, id, scratch);
+  if (!found) return found.error();
+  return *found ? &scratch : nullptr;
 }
 }  // namespace
 
 Result<std::string> ChangeMapper::reference(Images& images, const TypeDefinition& def,
                                             const std::string& id, bool ours) {
-  auto img = image(images, def, id);
+  auto img = image(images, def, id, image_key(def.table, id), images.reference_scratch);
   if (!img) return img.error();
   if (*img) return (*img)->entity_reference;
   if (o_.api_contact_id > 0) {
@@ -213,9 +219,11 @@ Status ChangeMapper::map_row(const SourceRow& lr, Images& images, std::vector<Ou
     return ok_status();
   }
   const std::string key = image_key(def.table, *id);
-  auto previous = image(images, def, *id);
-  if (!previous) return previous.error();
-  if (lr.action == "Delete" && !*previous) {
+  auto found = image(images, def, *id, key, images.previous_scratch);
+  if (!found) return found.error();
+  // May point into `images.pending`: read before this row's image replaces it there.
+  const EntityImage* previous = *found;
+  if (lr.action == "Delete" && !previous) {
     images.pending[key] = std::nullopt;
     return ok_status();  // never shared: nothing to delete elsewhere
   }
@@ -226,25 +234,25 @@ Status ChangeMapper::map_row(const SourceRow& lr, Images& images, std::vector<Ou
   change.entity = def.entity;
   change.timestamp = utc_iso(lr.ts);
   if (lr.action == "Delete") {
-    images.pending[key] = std::nullopt;
     change.operation = Operation::remove;
-    change.entity_reference = (*previous)->entity_reference;
-    if (def.parent && !(*previous)->parent_reference.empty()) {
-      change.context[def.parent->context_key] = (*previous)->parent_reference;
+    change.entity_reference = previous->entity_reference;
+    if (def.parent && !previous->parent_reference.empty()) {
+      change.context[def.parent->context_key] = previous->parent_reference;
     }
+    images.pending[key] = std::nullopt;
   } else {
     auto img =
-        image_of(lr, images, *id, ours, *previous ? (*previous)->entity_reference : std::string());
+        image_of(lr, images, *id, ours, previous ? previous->entity_reference : std::string());
     if (!img) return img.error();
-    change.operation = *previous ? Operation::update : Operation::create;
+    change.operation = previous ? Operation::update : Operation::create;
     change.entity_reference = img->entity_reference;
     if (def.parent && !img->parent_reference.empty()) {
       change.context[def.parent->context_key] = img->parent_reference;
     }
     change.attribute_changes =
-        diff_values(def, *previous ? &(*previous)->values : nullptr, img->values);
+        diff_values(def, previous ? &previous->values : nullptr, img->values);
     // A moved child (merge re-parents emails) must tell peers its new parent.
-    const bool reparented = *previous && (*previous)->parent_reference != img->parent_reference;
+    const bool reparented = previous && previous->parent_reference != img->parent_reference;
     images.pending[key] = std::move(*img);
     if (change.attribute_changes.empty() && !reparented) return ok_status();
   }

@@ -81,8 +81,12 @@ class ChangeMapper {
     ImagesByKey pending;
     // Images of a batch being committed on another thread: read like pending ones until then.
     std::shared_ptr<const ImagesByKey> in_flight;
-    std::function<Result<std::optional<EntityImage>>(const TypeDefinition&, const std::string&)>
+    // Loads the stored image of (type, id) into `out` (its storage reused); false: none.
+    std::function<Result<bool>(const TypeDefinition&, const std::string& id, EntityImage& out)>
         load;
+    // Where load() puts the images it reads: one for the row's entity, one for the references
+    // looked up while mapping it (its parent's).
+    EntityImage previous_scratch, reference_scratch;
     // Moves the pending images into `batch`.
     void flush_into(CaptureBatch& batch);
     // Commits `batch` with the pending images on a thread of its own; the images stay readable

@@ -475,28 +475,29 @@ Result<std::vector<Change>> LogTableSource::replay(std::int64_t from, std::int64
   std::vector<db::Rows> before_rows;
   before_rows.reserve(4096);
   Images images;
-  images.load = [&](const TypeDefinition& def,
-                    const std::string& id) -> Result<std::optional<EntityImage>> {
+  images.load = [&](const TypeDefinition& def, const std::string& id,
+                    EntityImage& out) -> Result<bool> {
     auto rows = db.query("SELECT *, UNIX_TIMESTAMP(log_date) AS civishare_ts FROM " +
                          impl_->log_table(def) + " WHERE " +
                          db::Connection::quote_identifier(def.key) + " = " + db.quote(id) +
                          " AND log_date < FROM_UNIXTIME(" + std::to_string(from) + ")");
     if (!rows) return rows.error();
-    if (rows->rows.empty()) return std::optional<EntityImage>{};
+    if (rows->rows.empty()) return false;
     before_rows.push_back(std::move(*rows));
     const db::Rows& r = before_rows.back();
     Columns cols(r.columns);
     auto made = Impl::make_row(&def, cols, r.rows.back());
     if (!made) return made.error();
     LogRow& last = *made;
-    if (last.action == "Delete") return std::optional<EntityImage>{};
+    if (last.action == "Delete") return false;
     Images none;
-    none.load = [](const TypeDefinition&, const std::string&) {
-      return Result<std::optional<EntityImage>>(std::optional<EntityImage>{});
+    none.load = [](const TypeDefinition&, const std::string&, EntityImage&) {
+      return Result<bool>(false);
     };
     auto img = impl_->mapper.image_of(last, none, id, false);
     if (!img) return img.error();
-    return std::optional<EntityImage>{std::move(*img)};
+    out = std::move(*img);
+    return true;
   };
   std::vector<OutboxEntry> records;
   std::vector<Columns> columns;

@@ -158,6 +158,20 @@ TEST_F(StoreTest, ImagesRoundTripAndOlderJsonImagesStillRead) {
   EXPECT_EQ((*back)->parent_reference, img.parent_reference);
   EXPECT_EQ((*back)->values, img.values);
   EXPECT_FALSE(*store_->image("civicrm_contact/7"));
+  // Read into an image that held another one (capture reuses one per row): nothing of the old
+  // one is left, whichever encoding the new one has; an absent image leaves a false.
+  for (const char* key : {"civicrm_email/1", "civicrm_contact/9", "civicrm_email/1"}) {
+    EntityImage reused = **legacy;
+    reused.values.resize(7, {"left over", "\"x\""});
+    auto found = store_->image_into(key, reused);
+    ASSERT_TRUE(found.ok() && *found) << key;
+    auto fresh = store_->image(key);
+    EXPECT_EQ(reused.entity_reference, (*fresh)->entity_reference) << key;
+    EXPECT_EQ(reused.parent_reference, (*fresh)->parent_reference) << key;
+    EXPECT_EQ(reused.values, (*fresh)->values) << key;
+  }
+  EntityImage none;
+  EXPECT_FALSE(*store_->image_into("civicrm_contact/7", none));
 }
 
 // Images name their values once per list of names (per type): images of two types and of the same

@@ -145,51 +145,55 @@ std::string ImageCodec::encode(const EntityImage& img) {
 
 std::optional<EntityImage> ImageCodec::decode(std::string_view v) const {
   EntityImage img;
+  if (!decode_into(v, img)) return std::nullopt;
+  return img;
+}
+
+bool ImageCodec::decode_into(std::string_view v, EntityImage& img) const {
   if (!v.empty() && v.front() == '\x02') {
     Reader r{v.substr(1)};
     std::uint64_t id = 0;
     if (!r.fixed64(id) || !r.text(img.entity_reference) || !r.text(img.parent_reference)) {
-      return std::nullopt;
+      return false;
     }
     std::shared_ptr<const Names> names;
     {
       std::lock_guard lock(mu_);
       if (auto it = lists_.find(id); it != lists_.end()) names = it->second;
     }
-    if (!names) return std::nullopt;
+    if (!names) return false;
     img.values.resize(names->size());
     for (std::size_t i = 0; i < names->size(); ++i) {
       auto& [name, text] = img.values[i];
-      name = (*names)[i];
+      if (name != (*names)[i]) name = (*names)[i];
       std::size_t tag = 0;
-      if (!r.varint(tag) || tag == 0) return std::nullopt;
+      if (!r.varint(tag) || tag == 0) return false;
       if (tag < kTextTag) {
         text = kShort[tag];
         continue;
       }
-      if (!r.bytes(tag - kTextTag, text)) return std::nullopt;
+      if (!r.bytes(tag - kTextTag, text)) return false;
     }
-    if (!r.in.empty()) return std::nullopt;
-    return img;
+    return r.in.empty();
   }
+  img = EntityImage();
   if (!v.empty() && v.front() == '\x01') {
     Reader r{v.substr(1)};
     std::size_t n = 0;
     if (!r.text(img.entity_reference) || !r.text(img.parent_reference) || !r.varint(n) ||
         n > r.in.size()) {
-      return std::nullopt;
+      return false;
     }
     img.values.resize(n);
     for (auto& [name, text] : img.values) {
-      if (!r.text(name) || !r.text(text)) return std::nullopt;
+      if (!r.text(name) || !r.text(text)) return false;
     }
-    if (!r.in.empty()) return std::nullopt;
-    return img;
+    return r.in.empty();
   }
   // Earlier builds wrote JSON: {"ref":..,"parent":..,"values":{..}}.
   boost::system::error_code ec;
   boost::json::value j = boost::json::parse(v, ec);
-  if (ec || !j.is_object()) return std::nullopt;
+  if (ec || !j.is_object()) return false;
   auto& o = j.get_object();
   if (auto* r = o.if_contains("ref"); r && r->is_string()) img.entity_reference = r->get_string();
   if (auto* p = o.if_contains("parent"); p && p->is_string())
@@ -200,7 +204,7 @@ std::optional<EntityImage> ImageCodec::decode(std::string_view v) const {
       append_json(text, kv.value());
     }
   }
-  return img;
+  return true;
 }
 
 std::vector<std::pair<std::string, std::string>> ImageCodec::unsaved() const {
@@ -281,18 +285,25 @@ void ImageCache::remove(Bucket& b, Found f) {
   --used_;
 }
 
-std::optional<std::string> ImageCache::find(const std::string& key) const {
+bool ImageCache::find(const std::string& key, std::string& out) const {
   std::lock_guard lock(mu_);
-  if (count_ == 0) return std::nullopt;
+  if (count_ == 0) return false;
   const Bucket& b = bucket_of(key);
   const Found f = find_in(b, key);
   if (f.size == 0) {
     ++misses_;
-    return std::nullopt;
+    return false;
   }
   ++hits_;
   const char* e = b.data + f.at;
-  return std::string(e + kEntryHeader + key.size(), value_size_at(e));
+  out.assign(e + kEntryHeader + key.size(), value_size_at(e));
+  return true;
+}
+
+std::optional<std::string> ImageCache::find(const std::string& key) const {
+  std::string out;
+  if (!find(key, out)) return std::nullopt;
+  return out;
 }
 
 std::uint64_t ImageCache::epoch() const {

@@ -36,6 +36,9 @@ class ImageCodec {
   // run concurrently with encode().
   std::string encode(const EntityImage& image);
   std::optional<EntityImage> decode(std::string_view encoded) const;
+  // decode() into `out`, reusing its storage (no allocation when `out` held an image of the same
+  // type before: the capture decodes one image per row). False if malformed.
+  bool decode_into(std::string_view encoded, EntityImage& out) const;
 
   // Name lists the store must persist (key "n/<16 hex>", value) before images that use them are
   // durable; saved() once they are written.
@@ -72,6 +75,8 @@ class ImageCache {
   // The encoded image, "" when the entity has none (deleted or never emitted), nullopt when the
   // cache does not know.
   std::optional<std::string> find(const std::string& key) const;
+  // The same into `out` (its storage reused); false when the cache does not know.
+  bool find(const std::string& key, std::string& out) const;
   std::uint64_t epoch() const;
   void fill(const std::string& key, const std::string& encoded, std::uint64_t epoch);
   // What a commit wrote ("" = erased).

@@ -472,21 +472,28 @@ Result<std::optional<std::string>> Store::cursor(const std::string& name) {
 }
 
 Result<std::optional<EntityImage>> Store::image(const std::string& key) {
-  auto v = image_cache_.find(key);
-  if (!v) {
+  EntityImage img;
+  auto found = image_into(key, img);
+  if (!found) return found.error();
+  if (!*found) return std::optional<EntityImage>{};
+  return std::optional<EntityImage>{std::move(img)};
+}
+
+Result<bool> Store::image_into(const std::string& key, EntityImage& out) {
+  static thread_local std::string v;  // the encoded image; its storage is reused row after row
+  if (!image_cache_.find(key, v)) {
     const auto epoch = image_cache_.epoch();
-    v.emplace();
-    auto s = get(kImage + key, &*v);
+    v.clear();
+    auto s = get(kImage + key, &v);
     if (s.IsNotFound())
-      v->clear();
+      v.clear();
     else if (!s.ok())
       return storage_error(s, "reading entity image");
-    image_cache_.fill(key, *v, epoch);
+    image_cache_.fill(key, v, epoch);
   }
-  if (v->empty()) return std::optional<EntityImage>{};
-  auto img = codec_.decode(*v);
-  if (!img) return make_error(Errc::storage, "corrupt entity image " + key);
-  return img;
+  if (v.empty()) return false;
+  if (!codec_.decode_into(v, out)) return make_error(Errc::storage, "corrupt entity image " + key);
+  return true;
 }
 
 ImageCache::Stats Store::image_cache_stats() const {

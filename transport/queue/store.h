@@ -120,6 +120,8 @@ class Store {
   Result<std::optional<std::string>> cursor(const std::string& name);
   // The last image committed for `key` (through a bounded cache of recent ones).
   Result<std::optional<EntityImage>> image(const std::string& key);
+  // The same into `out`, reusing its storage; false when the entity has no image.
+  Result<bool> image_into(const std::string& key, EntityImage& out);
   ImageCache::Stats image_cache_stats() const;
   // The image cache's bound: about 170,000 contact images of 140 bytes.
   static constexpr std::size_t kImageCacheBytes = 24 << 20;
