@@ -74,6 +74,22 @@ TEST(Change, SignatureDependsOnSenderAndValuesButNotOnFrom) {
   EXPECT_NE(change_signature(c, "civi1"), base);
 }
 
+// A captured change's id names its origin node (a receiver drops a change whose id names itself):
+// the node is everything before the last '-' and 24 lowercase hex digits, so node names with '-'
+// work, and ids of any other form name no origin.
+TEST(Change, IdsNameTheirOriginNode) {
+  const std::string hex = "0123456789abcdef01234567";
+  EXPECT_EQ(change_id("civi1", hex), "civi1-" + hex);
+  EXPECT_EQ(origin_of_change_id(change_id("civi1", hex)), "civi1");
+  EXPECT_EQ(origin_of_change_id(change_id("north-east-2", hex)), "north-east-2");
+  EXPECT_EQ(origin_of_change_id("civi1-0123456789ABCDEF01234567"), "");  // not lowercase
+  EXPECT_EQ(origin_of_change_id("civi1-0123456789abcdef0123456"), "");   // 23 digits
+  EXPECT_EQ(origin_of_change_id("civi1_" + hex), "");
+  EXPECT_EQ(origin_of_change_id("-" + hex), "");  // no node
+  EXPECT_EQ(origin_of_change_id("civi1-42"), "");
+  EXPECT_EQ(origin_of_change_id(""), "");
+}
+
 TEST(Change, RoundTripsThroughJson) {
   Change c = sample();
   c.context["contact_reference"] = "civi1-312";
