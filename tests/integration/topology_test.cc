@@ -20,14 +20,17 @@ class ThreeNodes : public ::testing::Test {
     b_ = std::make_unique<TestNode>("civi2", 10);
     c_ = std::make_unique<TestNode>("civi3", 20);
   }
-  // Links every listed pair both ways with its own secret.
+  // Links every listed pair (x, y) with its own secret: both ways, or with `one_way` x sends to y
+  // only.
   void link(const std::vector<std::pair<TestNode*, TestNode*>>& pairs,
-            const std::vector<std::string>& types = {"civishare.change.contact.base"}) {
+            const std::vector<std::string>& types = {"civishare.change.contact.base"},
+            bool one_way = false) {
+    const std::vector<std::string> back = one_way ? std::vector<std::string>{} : types;
     std::map<TestNode*, std::vector<std::pair<Link, const TestNode*>>> links;
     for (auto [x, y] : pairs) {
       const std::string secret = webhook::new_secret();
-      links[x].push_back({Link{y->name(), secret, types, types}, y});
-      links[y].push_back({Link{x->name(), secret, types, types}, x});
+      links[x].push_back({Link{y->name(), secret, types, back}, y});
+      links[y].push_back({Link{x->name(), secret, back, types}, x});
     }
     for (auto& [node, l] : links) {
       node->configure(l);
@@ -92,18 +95,8 @@ TEST_F(ThreeNodes, ChainCarriesChangesBothWaysWithTheirSignatureChains) {
 // as a loop (its id names A as the origin) instead of applying it: loops_dropped counts it and A's
 // civishare_applied stays empty.
 TEST_F(ThreeNodes, RingOfOneWayLinksDropsAChangeWhenItComesBackToItsOrigin) {
-  const std::vector<std::string> base = {"civishare.change.contact.base"};
-  std::map<TestNode*, std::vector<std::pair<Link, const TestNode*>>> links;
-  for (auto [from, to] :
-       {std::pair{a_.get(), b_.get()}, {b_.get(), c_.get()}, {c_.get(), a_.get()}}) {
-    const std::string secret = webhook::new_secret();
-    links[from].push_back({Link{to->name(), secret, base, {}}, to});
-    links[to].push_back({Link{from->name(), secret, {}, base}, from});
-  }
-  for (auto& [node, l] : links) {
-    node->configure(l);
-    node->init();
-  }
+  link({{a_.get(), b_.get()}, {b_.get(), c_.get()}, {c_.get(), a_.get()}},
+       {"civishare.change.contact.base"}, true);
   start_all();
   auto a = a_->db().connect();
   ASSERT_TRUE(

@@ -159,9 +159,6 @@ TEST_F(ReceiverTest, RefusesPerChangeNotPerBatch) {
   EXPECT_EQ(store_->inbox_size(), 1u);
 }
 
-// This node (civi2) captured a change and sent it away; it comes back from civi1 (over a third
-// node), its chain grown by the others' signatures and its origin timestamp unchanged: a loop.
-// The same content with another timestamp is another change.
 // A change this node (civi2) captured comes back over two more nodes: its id still names civi2 as
 // its origin, so it is a loop, whatever its chain holds. Ids of other origins are not taken for
 // ours, nor are ids that merely begin with our name.
@@ -176,7 +173,7 @@ TEST_F(ReceiverTest, AChangeThisNodeCapturedIsALoopWhenItComesBack) {
   other.loop_detection = {change_signature(other, "civi1")};
   Change odd = back;
   odd.id = "civi2-not-a-hash";
-  odd.timestamp = "2026-11-28T10:00:01Z";
+  odd.timestamp = "2026-11-28T10:00:01Z";  // else its signature would be `other`'s
   odd.loop_detection = {change_signature(odd, "civi1")};
   auto r = receiver_->handle(request("m1", {back, other, odd}));
   ASSERT_EQ(r.status, 200) << r.body;

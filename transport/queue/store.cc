@@ -483,7 +483,6 @@ Result<bool> Store::image_into(const std::string& key, EntityImage& out) {
   static thread_local std::string v;  // the encoded image; its storage is reused row after row
   if (!image_cache_.find(key, v)) {
     const auto epoch = image_cache_.epoch();
-    v.clear();
     auto s = get(kImage + key, &v);
     if (s.IsNotFound())
       v.clear();
