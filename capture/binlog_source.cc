@@ -512,15 +512,11 @@ Result<std::vector<Change>> BinlogSource::replay(const std::string& from, const 
   pass.to = *binlog::parse_gtid_position(*to_pos);
   // `from` values as the binlog had them: the before-image of the row itself.
   pass.images.load = [&](const TypeDefinition& def, const std::string& id,
-                         EntityImage& out) -> Result<bool> {
+                         std::string& out) -> Result<bool> {
     if (!pass.before || pass.before->type != &def || pass.before->get(def.key) != id) return false;
-    ChangeMapper::Images none;
-    none.load = [](const TypeDefinition&, const std::string&, EntityImage&) {
-      return Result<bool>(false);
-    };
-    auto img = impl.mapper.image_of(*pass.before, none, id, impl.current && impl.current->echo);
-    if (!img) return img.error();
-    out = std::move(*img);
+    auto none = ChangeMapper::Images::none();
+    auto s = impl.mapper.image_of(*pass.before, none, id, impl.current && impl.current->echo, out);
+    if (!s) return s.error();
     return true;
   };
   auto reader = impl.open_reader(*from_pos, false);

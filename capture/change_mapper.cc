@@ -75,14 +75,14 @@ std::string ChangeMapper::image_key(const std::string& table, const std::string&
 }
 
 void ChangeMapper::Images::flush_into(CaptureBatch& batch) {
-  for (auto& [key, img] : pending) batch.images.emplace_back(key, std::move(img));
-  pending.clear();
+  batch.shared_images = std::make_shared<const EncodedImages>(std::move(pending));
+  pending = EncodedImages();
 }
 
 std::future<Status> ChangeMapper::Images::commit_in_background(Store& store, CaptureBatch batch) {
   auto committed = std::move(in_flight);  // the previous batch's, committed by now
-  in_flight = std::make_shared<const ImagesByKey>(std::move(pending));
-  pending = ImagesByKey();
+  in_flight = std::make_shared<const EncodedImages>(std::move(pending));
+  pending = EncodedImages();
   pending.reserve(in_flight->size());  // the next chunk is likely as big: no rehash as it fills
   batch.shared_images = in_flight;
   return std::async(std::launch::async,
@@ -96,37 +96,77 @@ std::future<Status> ChangeMapper::Images::commit_in_background(Store& store, Cap
                     });
 }
 
+ChangeMapper::Images ChangeMapper::Images::none() {
+  Images images;
+  images.load = [](const TypeDefinition&, const std::string&, std::string&) {
+    return Result<bool>(false);
+  };
+  return images;
+}
+
 ChangeMapper::Images ChangeMapper::store_images() {
   Images images;
-  images.load = [this](const TypeDefinition& def, const std::string& id, EntityImage& out) {
-    return store_.image_into(image_key(def.table, id), out);
+  images.load = [this](const TypeDefinition& def, const std::string& id, std::string& out) {
+    return store_.image_encoded(image_key(def.table, id), out);
   };
   return images;
 }
 
 namespace {
-// The entity's last image: as the batch being mapped left it, as the one being committed left
-// it, or as stored (read into `scratch`, valid until its next use); nullptr when it has none.
-Result<const EntityImage*> image(ChangeMapper::Images& images, const TypeDefinition& def,
-                                 const std::string& id, const std::string& key,
-                                 EntityImage& scratch) {
-  if (auto it = images.pending.find(key); it != images.pending.end())
-    return it->second ? &*it->second : nullptr;
+// The entity's last image, encoded: as the batch being mapped left it, as the one being
+// committed left it, or as stored (read into `scratch`, valid until its next use); nullopt when
+// it has none.
+Result<std::optional<std::string_view>> image(ChangeMapper::Images& images,
+                                              const TypeDefinition& def, const std::string& id,
+                                              const std::string& key, std::string& scratch) {
+  using Found = std::optional<std::string_view>;
+  auto known = [](const std::string& bytes) { return bytes.empty() ? Found() : Found(bytes); };
+  if (auto it = images.pending.find(key); it != images.pending.end()) return known(it->second);
   if (images.in_flight) {
     if (auto it = images.in_flight->find(key); it != images.in_flight->end())
-      return it->second ? &*it->second : nullptr;
+      return known(it->second);
   }
   auto found = images.load(def, id, scratch);
   if (!found) return found.error();
-  return *found ? &scratch : nullptr;
+  return *found ? Found(scratch) : Found();
 }
+
+// The references of an encoded image (copied: the bytes may be replaced meanwhile).
+struct References {
+  std::string entity, parent;
+};
 }  // namespace
+
+Result<EntityImage> ChangeMapper::decode(std::string_view encoded, const std::string& what) const {
+  EntityImage img;
+  if (!store_.decode_image(encoded, img))
+    return make_error(Errc::storage, "corrupt entity image " + what);
+  return img;
+}
+
+std::uint64_t ChangeMapper::names_id(const TypeDefinition& def) {
+  for (const auto& [d, id] : names_ids_) {
+    if (d == &def) return id;
+  }
+  std::vector<std::string> names;
+  for (const auto& c : def.columns) names.push_back(c.wire_name());
+  const std::uint64_t id = store_.image_names_id(names);
+  names_ids_.emplace_back(&def, id);
+  return id;
+}
 
 Result<std::string> ChangeMapper::reference(Images& images, const TypeDefinition& def,
                                             const std::string& id, bool ours) {
-  auto img = image(images, def, id, image_key(def.table, id), images.reference_scratch);
+  const std::string key = image_key(def.table, id);
+  auto img = image(images, def, id, key, images.reference_scratch);
   if (!img) return img.error();
-  if (*img) return (*img)->entity_reference;
+  if (*img) {
+    ImageView view;
+    if (ImageView::parse(**img, view)) return std::string(view.entity_reference);
+    auto decoded = decode(**img, key);
+    if (!decoded) return decoded.error();
+    return decoded->entity_reference;
+  }
   if (o_.api_contact_id > 0) {
     auto mapped = store_.value(Store::apiv4_reference_key(def.table, id));
     if (!mapped) return mapped.error();
@@ -177,17 +217,16 @@ Status ChangeMapper::add_primary_emails(std::vector<OutboxEntry>& records) {
   return ok_status();
 }
 
-Result<EntityImage> ChangeMapper::image_of(const SourceRow& lr, Images& images,
-                                           const std::string& id, bool ours,
-                                           const std::string& known_reference) {
+Status ChangeMapper::image_of(const SourceRow& lr, Images& images, const std::string& id, bool ours,
+                              std::string& out, std::string_view known_reference) {
   const TypeDefinition& def = *lr.type;
-  EntityImage img;
+  std::string entity_reference, parent_reference;
   if (known_reference.empty()) {
     auto ref = reference(images, def, id, ours);
     if (!ref) return ref.error();
-    img.entity_reference = *ref;
+    entity_reference = std::move(*ref);
   } else {
-    img.entity_reference = known_reference;
+    entity_reference = known_reference;
   }
   if (def.parent) {
     const TypeDefinition* parent_def = registry().find(def.parent->type);
@@ -195,20 +234,33 @@ Result<EntityImage> ChangeMapper::image_of(const SourceRow& lr, Images& images,
     if (parent_def && parent_id) {
       auto pref = reference(images, *parent_def, *parent_id, ours);
       if (!pref) return pref.error();
-      img.parent_reference = *pref;
+      parent_reference = std::move(*pref);
     }
   }
   std::vector<std::string> warnings;
-  auto values = wire_values(
-      def, *lr.columns, *lr.row,
-      [this](const ColumnDefinition& col, const db::Cell& c, std::string& out) {
-        return translator_.to_wire(col, c, out);
-      },
-      warnings);
-  if (!values) return values.error();
+  auto to_wire = [this](const ColumnDefinition& col, const db::Cell& c, std::string& text) {
+    return translator_.to_wire(col, c, text);
+  };
+  out.clear();
+  Status s = ok_status();
+  if (const std::uint64_t names = names_id(def); names != 0) {
+    begin_image(out, names, entity_reference, parent_reference);
+    s = for_each_wire_value(
+        def, *lr.columns, *lr.row, to_wire, warnings,
+        [&](std::size_t, std::string_view text) { append_image_value(out, text); });
+  } else {  // the type's names have no id of their own: the image carries them
+    EntityImage img{std::move(entity_reference), std::move(parent_reference), {}};
+    auto values = wire_values(def, *lr.columns, *lr.row, to_wire, warnings);
+    if (values) {
+      img.values = std::move(*values);
+      out = encode_image_with_names(img);
+    } else {
+      s = values.error();
+    }
+  }
+  if (!s) return s;
   for (const auto& w : warnings) log_warn("capture", def.table + " id " + id + ": " + w);
-  img.values = std::move(*values);
-  return img;
+  return ok_status();
 }
 
 Status ChangeMapper::map_row(const SourceRow& lr, Images& images, std::vector<OutboxEntry>& out) {
@@ -222,12 +274,23 @@ Status ChangeMapper::map_row(const SourceRow& lr, Images& images, std::vector<Ou
   auto found = image(images, def, *id, key, images.previous_scratch);
   if (!found) return found.error();
   // May point into `images.pending`: read before this row's image replaces it there.
-  const EntityImage* previous = *found;
+  const std::optional<std::string_view> previous = *found;
   if (lr.action == "Delete" && !previous) {
-    images.pending[key] = std::nullopt;
+    images.pending[key].clear();
     return ok_status();  // never shared: nothing to delete elsewhere
   }
   const bool ours = o_.ours && o_.ours(lr);
+  // The previous image in place when it has the type's own list of names (what this build
+  // writes), decoded otherwise (images of earlier builds or definitions).
+  ImageView before;
+  std::optional<EntityImage> decoded_before;
+  if (previous && (!ImageView::parse(*previous, before) || before.names_id != names_id(def))) {
+    auto d = decode(*previous, key);
+    if (!d) return d.error();
+    decoded_before = std::move(*d);
+    before.entity_reference = decoded_before->entity_reference;
+    before.parent_reference = decoded_before->parent_reference;
+  }
 
   Change change;
   change.type = def.type;
@@ -235,25 +298,40 @@ Status ChangeMapper::map_row(const SourceRow& lr, Images& images, std::vector<Ou
   change.timestamp = utc_iso(lr.ts);
   if (lr.action == "Delete") {
     change.operation = Operation::remove;
-    change.entity_reference = previous->entity_reference;
-    if (def.parent && !previous->parent_reference.empty()) {
-      change.context[def.parent->context_key] = previous->parent_reference;
+    change.entity_reference = before.entity_reference;
+    if (def.parent && !before.parent_reference.empty()) {
+      change.context[def.parent->context_key] = before.parent_reference;
     }
-    images.pending[key] = std::nullopt;
+    images.pending[key].clear();
   } else {
-    auto img =
-        image_of(lr, images, *id, ours, previous ? previous->entity_reference : std::string());
-    if (!img) return img.error();
-    change.operation = previous ? Operation::update : Operation::create;
-    change.entity_reference = img->entity_reference;
-    if (def.parent && !img->parent_reference.empty()) {
-      change.context[def.parent->context_key] = img->parent_reference;
+    static thread_local std::string encoded;
+    if (auto s = image_of(lr, images, *id, ours, encoded,
+                          previous ? before.entity_reference : std::string_view());
+        !s)
+      return s;
+    ImageView after;
+    std::optional<std::vector<AttributeChange>> diff;
+    std::optional<EntityImage> decoded_after;
+    if (ImageView::parse(encoded, after) && !decoded_before) {
+      diff = diff_encoded_values(def, previous ? &before.values : nullptr, after.values);
     }
-    change.attribute_changes =
-        diff_values(def, previous ? &previous->values : nullptr, img->values);
+    if (!diff) {  // another list of names on either side
+      auto now = decode(encoded, key);
+      if (!now) return now.error();
+      decoded_after = std::move(*now);
+      after.entity_reference = decoded_after->entity_reference;
+      after.parent_reference = decoded_after->parent_reference;
+      diff = diff_values(def, decoded_before ? &decoded_before->values : nullptr,
+                         decoded_after->values);
+    }
+    change.operation = previous ? Operation::update : Operation::create;
+    change.entity_reference = after.entity_reference;
+    if (def.parent && !after.parent_reference.empty())
+      change.context[def.parent->context_key] = after.parent_reference;
+    change.attribute_changes = std::move(*diff);
     // A moved child (merge re-parents emails) must tell peers its new parent.
-    const bool reparented = previous && previous->parent_reference != img->parent_reference;
-    images.pending[key] = std::move(*img);
+    const bool reparented = previous && before.parent_reference != after.parent_reference;
+    images.pending[key] = encoded;
     if (change.attribute_changes.empty() && !reparented) return ok_status();
   }
   change.id = change_id(o_.node, lr.hash());

@@ -76,23 +76,26 @@ class ChangeMapper {
   // snapshot transaction that hides the rows being captured.
   ChangeMapper(MapperOptions options, db::Connection& lookup, Store& store);
 
-  // The images capture works against plus what the current batch has changed so far.
+  // The images capture works against plus what the current batch has changed so far, all in
+  // the store's encoding (ImageView), so an image is built, compared and written as one string.
   struct Images {
-    ImagesByKey pending;
+    EncodedImages pending;  // "" = erased
     // Images of a batch being committed on another thread: read like pending ones until then.
-    std::shared_ptr<const ImagesByKey> in_flight;
+    std::shared_ptr<const EncodedImages> in_flight;
     // Loads the stored image of (type, id) into `out` (its storage reused); false: none.
-    std::function<Result<bool>(const TypeDefinition&, const std::string& id, EntityImage& out)>
+    std::function<Result<bool>(const TypeDefinition&, const std::string& id, std::string& out)>
         load;
     // Where load() puts the images it reads: one for the row's entity, one for the references
     // looked up while mapping it (its parent's).
-    EntityImage previous_scratch, reference_scratch;
+    std::string previous_scratch, reference_scratch;
     // Moves the pending images into `batch`.
     void flush_into(CaptureBatch& batch);
     // Commits `batch` with the pending images on a thread of its own; the images stay readable
     // as in flight until the next call, which must come once this commit is done (the future's
     // result). The crash points capture.before_commit and capture.after_commit fire there.
     std::future<Status> commit_in_background(Store& store, CaptureBatch batch);
+    // Images that know no entity (load finds nothing): for building one image on its own.
+    static Images none();
   };
   Images store_images();  // load = the store's images
   static std::string image_key(const std::string& table, const std::string& id);
@@ -103,10 +106,11 @@ class ChangeMapper {
 
   // Maps one row to at most one change, appended to `out`, updating the image overlay.
   Status map_row(const SourceRow& row, Images& images, std::vector<OutboxEntry>& out);
-  // The row as an image in wire form (ids translated to names). `reference`: the entity's global
-  // reference when the caller knows it already ("" = look it up).
-  Result<EntityImage> image_of(const SourceRow& row, Images& images, const std::string& id,
-                               bool ours, const std::string& reference = "");
+  // The row as an image in wire form (ids translated to names), encoded as the store keeps it,
+  // into `out`. `reference`: the entity's global reference when the caller knows it already
+  // ("" = look it up).
+  Status image_of(const SourceRow& row, Images& images, const std::string& id, bool ours,
+                  std::string& out, std::string_view reference = {});
   // New contacts carry their primary email (context.primary_email) so a peer can match them.
   Status add_primary_emails(std::vector<OutboxEntry>& records);
 
@@ -122,11 +126,17 @@ class ChangeMapper {
  private:
   Result<std::string> reference(Images& images, const TypeDefinition& def, const std::string& id,
                                 bool ours);
+  // The id of `def`'s list of value names in the store (0: images of it carry their names).
+  std::uint64_t names_id(const TypeDefinition& def);
+  // An image in any encoding the store reads, decoded (the slow path for images of earlier builds
+  // or of another list of names).
+  Result<EntityImage> decode(std::string_view encoded, const std::string& what) const;
   MapperOptions o_;
   db::Connection& lookup_;
   db::Translator translator_;
   Store& store_;
   std::map<std::string, bool> unmapped_tables_;
+  std::vector<std::pair<const TypeDefinition*, std::uint64_t>> names_ids_;
 };
 
 }  // namespace civishare

@@ -476,7 +476,7 @@ Result<std::vector<Change>> LogTableSource::replay(std::int64_t from, std::int64
   before_rows.reserve(4096);
   Images images;
   images.load = [&](const TypeDefinition& def, const std::string& id,
-                    EntityImage& out) -> Result<bool> {
+                    std::string& out) -> Result<bool> {
     auto rows = db.query("SELECT *, UNIX_TIMESTAMP(log_date) AS civishare_ts FROM " +
                          impl_->log_table(def) + " WHERE " +
                          db::Connection::quote_identifier(def.key) + " = " + db.quote(id) +
@@ -490,13 +490,8 @@ Result<std::vector<Change>> LogTableSource::replay(std::int64_t from, std::int64
     if (!made) return made.error();
     LogRow& last = *made;
     if (last.action == "Delete") return false;
-    Images none;
-    none.load = [](const TypeDefinition&, const std::string&, EntityImage&) {
-      return Result<bool>(false);
-    };
-    auto img = impl_->mapper.image_of(last, none, id, false);
-    if (!img) return img.error();
-    out = std::move(*img);
+    auto none = Images::none();
+    if (auto s = impl_->mapper.image_of(last, none, id, false, out); !s) return s.error();
     return true;
   };
   std::vector<OutboxEntry> records;

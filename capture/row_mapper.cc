@@ -4,6 +4,7 @@
 #include <charconv>
 
 #include "schemas/canonical_json.h"
+#include "transport/queue/images.h"
 
 namespace civishare {
 namespace json = boost::json;
@@ -52,23 +53,11 @@ Result<WireValues> wire_values(const TypeDefinition& type, const ColumnIndex& co
                                std::vector<std::string>& warnings) {
   WireValues values;
   values.reserve(type.columns.size());
-  const std::vector<int>& at = columns.positions(type);
-  static const db::Cell absent;
-  for (std::size_t i = 0; i < type.columns.size(); ++i) {
-    const ColumnDefinition& col = type.columns[i];
-    const int p = at[i];
-    auto& [name, text] = values.emplace_back(col.wire_name(), std::string());
-    auto v = to_wire(col,
-                     p >= 0 && static_cast<std::size_t>(p) < row.size()
-                         ? row[static_cast<std::size_t>(p)]
-                         : absent,
-                     text);
-    if (!v) {
-      if (v.error().code == Errc::database) return v.error();
-      warnings.push_back(v.error().message + "; sent as null");
-      text = "null";
-    }
-  }
+  auto s = for_each_wire_value(type, columns, row, to_wire, warnings,
+                               [&](std::size_t i, std::string_view text) {
+                                 values.emplace_back(type.columns[i].wire_name(), text);
+                               });
+  if (!s) return s.error();
   return values;
 }
 
@@ -83,7 +72,7 @@ const std::string* find_value(const WireValues& values, const std::string& name,
   return nullptr;
 }
 
-json::value parse_value(const std::string& text) {
+json::value parse_value(std::string_view text) {
   // What wire_values writes is nearly always a plain scalar: read those directly (a parser per
   // value costs more than the rest of a diff).
   if (text == "null") return nullptr;
@@ -94,11 +83,11 @@ json::value parse_value(const std::string& text) {
       std::all_of(text.begin(), text.end(), [](char c) {
         return static_cast<unsigned char>(c) >= 0x20 && static_cast<unsigned char>(c) < 0x80;
       })) {  // printable ASCII without escapes: valid JSON as it stands
-    return json::string(std::string_view(text).substr(1, text.size() - 2));
+    return json::string(text.substr(1, text.size() - 2));
   }
   const std::size_t digits = !text.empty() && text.front() == '-' ? 1 : 0;
   if (text.size() > digits && text.size() < 19 &&
-      text.find_first_not_of("0123456789", digits) == std::string::npos &&
+      text.find_first_not_of("0123456789", digits) == std::string_view::npos &&
       (text[digits] != '0' || text == "0")) {  // no leading zero, no -0: as the parser reads it
     std::int64_t n = 0;
     auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
@@ -128,6 +117,26 @@ std::vector<AttributeChange> diff_values(const TypeDefinition& type, const WireV
       out.push_back({name, std::nullopt, parse_value(to)});
     }
   }
+  return out;
+}
+
+std::optional<std::vector<AttributeChange>> diff_encoded_values(const TypeDefinition& type,
+                                                                const std::string_view* before,
+                                                                std::string_view after) {
+  std::vector<AttributeChange> out;
+  std::string_view old_values = before ? *before : std::string_view();
+  std::string_view from, to, old_raw, new_raw;
+  for (const auto& column : type.columns) {
+    if (!ImageView::next_value(after, to, new_raw)) return std::nullopt;
+    if (before) {
+      if (!ImageView::next_value(old_values, from, old_raw)) return std::nullopt;
+      if (old_raw == new_raw) continue;
+      out.push_back({column.wire_name(), parse_value(from), parse_value(to)});
+    } else if (to != "null") {
+      out.push_back({column.wire_name(), std::nullopt, parse_value(to)});
+    }
+  }
+  if (!after.empty() || !old_values.empty()) return std::nullopt;
   return out;
 }
 

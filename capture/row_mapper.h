@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -61,10 +62,44 @@ Result<WireValues> wire_values(const TypeDefinition& type, const ColumnIndex& co
                                const db::Row& row, const ToWire& to_wire,
                                std::vector<std::string>& warnings);
 
+// The same values handed to `each(i, text)` (column i of the type, its JSON text, valid during
+// the call) instead of collected: what capture writes straight into an encoded image.
+template <typename Each>
+Status for_each_wire_value(const TypeDefinition& type, const ColumnIndex& columns,
+                           const db::Row& row, const ToWire& to_wire,
+                           std::vector<std::string>& warnings, Each&& each) {
+  const std::vector<int>& at = columns.positions(type);
+  static const db::Cell absent;
+  static thread_local std::string text;
+  for (std::size_t i = 0; i < type.columns.size(); ++i) {
+    const int p = at[i];
+    text.clear();
+    auto v = to_wire(type.columns[i],
+                     p >= 0 && static_cast<std::size_t>(p) < row.size()
+                         ? row[static_cast<std::size_t>(p)]
+                         : absent,
+                     text);
+    if (!v) {
+      if (v.error().code == Errc::database) return v.error();
+      warnings.push_back(v.error().message + "; sent as null");
+      text = "null";
+    }
+    each(i, std::string_view(text));
+  }
+  return ok_status();
+}
+
 // Attribute changes from `before` (nullptr: the entity is new) to `after`, in the type's column
 // order. For a new entity only non-null values count. A wire name missing from an image counts
 // as null.
 std::vector<AttributeChange> diff_values(const TypeDefinition& type, const WireValues* before,
                                          const WireValues& after);
+
+// The same between two images' encoded values (ImageView::values) that both hold one value per
+// column of `type`, in its column order (the type's own list of names); `before` = nullptr for a
+// new entity. nullopt when either is malformed or holds another number of values.
+std::optional<std::vector<AttributeChange>> diff_encoded_values(const TypeDefinition& type,
+                                                                const std::string_view* before,
+                                                                std::string_view after);
 
 }  // namespace civishare

@@ -5,6 +5,10 @@
 
 #include <gtest/gtest.h>
 
+#include <random>
+
+#include "transport/queue/images.h"
+
 namespace civishare {
 namespace {
 
@@ -50,6 +54,60 @@ TEST(RowMapper, DiffReadsEveryValueTextAsAJsonParserDoes) {
     ASSERT_EQ(back.size(), 1u) << text;
     EXPECT_EQ(back[0].from, want) << text;
   }
+}
+
+// Capture compares images in their encoded form (ImageView) without decoding them: it must find
+// exactly the changes diff_values finds for the same images decoded, for updates and creates,
+// and refuse (nullopt, so the caller decodes) value lists that are cut short or too long.
+TEST(RowMapper, EncodedDiffFindsWhatTheDecodedDiffFinds) {
+  const TypeDefinition* def = TypeRegistry::builtin().find("civishare.change.contact.base");
+  ASSERT_NE(def, nullptr);
+  const std::vector<std::string> pool = {"null",     "true",       "false", "\"\"",
+                                         "\"null\"", "0",          "12",    "\"Karl\"",
+                                         "\"Carl\"", "\"a\\\"b\"", "[1]",   "1.5"};
+  std::mt19937 random(7);
+  auto values = [&] {
+    WireValues v;
+    for (const auto& c : def->columns) v.emplace_back(c.wire_name(), pool[random() % pool.size()]);
+    return v;
+  };
+  auto encode = [](const WireValues& v, const std::string& ref) {
+    std::string out;
+    begin_image(out, 42, ref, "civi1-9");
+    for (const auto& [name, text] : v) append_image_value(out, text);
+    return out;
+  };
+  for (int round = 0; round < 300; ++round) {
+    const WireValues before = values();
+    WireValues after = before;
+    for (int k = static_cast<int>(random() % 4); k > 0; --k)  // a few values change, or none
+      after[random() % after.size()].second = pool[random() % pool.size()];
+    const std::string b = encode(before, "civi1-1"), a = encode(after, "civi1-1");
+    ImageView bv, av;
+    ASSERT_TRUE(ImageView::parse(b, bv));
+    ASSERT_TRUE(ImageView::parse(a, av));
+    EXPECT_EQ(av.names_id, 42u);
+    EXPECT_EQ(av.entity_reference, "civi1-1");
+    EXPECT_EQ(av.parent_reference, "civi1-9");
+    auto encoded = diff_encoded_values(*def, &bv.values, av.values);
+    ASSERT_TRUE(encoded);
+    EXPECT_EQ(*encoded, diff_values(*def, &before, after)) << round;
+    auto created = diff_encoded_values(*def, nullptr, av.values);
+    ASSERT_TRUE(created);
+    EXPECT_EQ(*created, diff_values(*def, nullptr, after)) << round;
+  }
+  const WireValues v = values();
+  std::string full = encode(v, "civi1-1");
+  ImageView view;
+  ASSERT_TRUE(ImageView::parse(full, view));
+  const std::string_view cut = view.values.substr(0, view.values.size() - 1);
+  EXPECT_FALSE(diff_encoded_values(*def, nullptr, cut));
+  std::string longer(view.values);
+  append_image_value(longer, "1");
+  EXPECT_FALSE(diff_encoded_values(*def, &view.values, longer));
+  EXPECT_FALSE(diff_encoded_values(*def, nullptr, longer));
+  EXPECT_FALSE(ImageView::parse(full.substr(0, 5), view));            // header cut short
+  EXPECT_FALSE(ImageView::parse(encode_image_with_names({}), view));  // another encoding
 }
 
 }  // namespace

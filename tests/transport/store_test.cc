@@ -224,6 +224,48 @@ TEST_F(StoreTest, ImagesOfSeveralTypesShareTheirNamesAndReadsFollowCommits) {
   EXPECT_EQ((*seen)->values, contact("civi1-2", "\"C\"").values);
 }
 
+// Capture writes images itself (begin_image with the id the store gives a list of names) and
+// hands them over encoded: they read back decoded, after a reopen too, so the list was saved with
+// them. A list registered while a commit is between reading the unsaved lists and marking them
+// saved (capture registers from its own thread) stays unsaved until a later commit writes it.
+TEST_F(StoreTest, ImagesCaptureEncodedReadBackAndTheirNamesAreSaved) {
+  const std::vector<std::string> names = {"first_name", "last_name", "is_deleted"};
+  const std::uint64_t id = store_->image_names_id(names);
+  ASSERT_NE(id, 0u);
+  EXPECT_EQ(store_->image_names_id(names), id);  // the same list, the same id
+  auto encoded = std::make_shared<EncodedImages>();
+  std::string& bytes = (*encoded)["civicrm_contact/5"];
+  begin_image(bytes, id, "civi1-5", "");
+  for (const char* text : {"\"Karl\"", "null", "false"}) append_image_value(bytes, text);
+  (*encoded)["civicrm_contact/6"] = "";  // erased
+  CaptureBatch b;
+  b.shared_images = encoded;
+  ASSERT_TRUE(store_->commit_capture(std::move(b)));
+  std::string raw;
+  ASSERT_TRUE(*store_->image_encoded("civicrm_contact/5", raw));
+  EXPECT_EQ(raw, bytes);  // stored as handed over
+  reopen();
+  auto back = store_->image("civicrm_contact/5");
+  ASSERT_TRUE(back.ok() && *back) << (back.ok() ? "absent" : back.error().message);
+  EXPECT_EQ((*back)->entity_reference, "civi1-5");
+  const WireValues want = {
+      {"first_name", "\"Karl\""}, {"last_name", "null"}, {"is_deleted", "false"}};
+  EXPECT_EQ((*back)->values, want);
+  EXPECT_FALSE(*store_->image("civicrm_contact/6"));
+
+  ImageCodec codec;
+  const std::uint64_t a = codec.register_names({"a"});
+  const auto listed = codec.unsaved();
+  ASSERT_EQ(listed.size(), 1u);
+  const std::uint64_t later = codec.register_names({"b"});  // meanwhile, from another thread
+  codec.saved(listed.size());
+  const auto left = codec.unsaved();
+  ASSERT_EQ(left.size(), 1u);
+  EXPECT_NE(a, later);
+  EXPECT_NE(left[0].first, listed[0].first);  // the later list, not the saved one
+  EXPECT_EQ(codec.register_names({"b"}), later);
+}
+
 // The image cache takes the memory it is given and no more; on a cyclic pass over more entries
 // than fit it still hits about in proportion (no cliff); an image too big for a bucket replaces
 // nothing stale; a read that raced with a commit does not put what it read over what the commit

@@ -1,5 +1,6 @@
 #include "transport/queue/images.h"
 
+#include <algorithm>
 #include <cinttypes>
 #include <cstdio>
 #include <cstdlib>
@@ -61,14 +62,16 @@ struct Reader {
 constexpr std::string_view kShort[] = {"", "null", "false", "true"};
 constexpr std::size_t kTextTag = 4;
 
-std::uint64_t fnv1a(const WireValues& values) {
+// The id of a list of names: `name_of(i)` for i < n.
+template <typename NameOf>
+std::uint64_t fnv1a(std::size_t n, NameOf&& name_of) {
   std::uint64_t h = 0xcbf29ce484222325ULL;
   auto mix = [&h](unsigned char c) {
     h ^= c;
     h *= 0x100000001b3ULL;
   };
-  for (const auto& [name, text] : values) {
-    for (char c : name) mix(static_cast<unsigned char>(c));
+  for (std::size_t i = 0; i < n; ++i) {
+    for (char c : name_of(i)) mix(static_cast<unsigned char>(c));
     mix(0);
   }
   return h;
@@ -92,7 +95,8 @@ bool same_names(const ImageCodec::Names& names, const WireValues& values) {
 
 std::uint64_t ImageCodec::id_of(const WireValues& values) {
   if (last_ && same_names(*last_, values)) return last_id_;
-  const std::uint64_t id = fnv1a(values);
+  const std::uint64_t id =
+      fnv1a(values.size(), [&](std::size_t i) -> const std::string& { return values[i].first; });
   std::lock_guard lock(mu_);
   auto& list = lists_[id];
   if (!list) {
@@ -108,38 +112,93 @@ std::uint64_t ImageCodec::id_of(const WireValues& values) {
   return id;
 }
 
+std::uint64_t ImageCodec::register_names(const Names& names) {
+  const std::uint64_t id =
+      fnv1a(names.size(), [&](std::size_t i) -> const std::string& { return names[i]; });
+  std::lock_guard lock(mu_);
+  auto& list = lists_[id];
+  if (!list) {
+    list = std::make_shared<const Names>(names);
+    unsaved_.push_back(id);
+  } else if (*list != names) {
+    return 0;  // a hash collision
+  }
+  return id;
+}
+
+void begin_image(std::string& out, std::uint64_t names_id, std::string_view entity_reference,
+                 std::string_view parent_reference) {
+  out.push_back('\x02');
+  for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>(names_id >> (8 * i)));
+  put_text(out, entity_reference);
+  put_text(out, parent_reference);
+}
+
+void append_image_value(std::string& out, std::string_view text) {
+  std::size_t tag = 1;
+  while (tag < kTextTag && text != kShort[tag]) ++tag;
+  if (tag < kTextTag) {
+    out.push_back(static_cast<char>(tag));
+  } else {
+    put_varint(out, text.size() + kTextTag);
+    out.append(text);
+  }
+}
+
+std::string encode_image_with_names(const EntityImage& img) {
+  std::string out;
+  out.reserve(16 + img.entity_reference.size() + img.parent_reference.size() +
+              18 * img.values.size());
+  out.push_back('\x01');
+  put_text(out, img.entity_reference);
+  put_text(out, img.parent_reference);
+  put_varint(out, img.values.size());
+  for (const auto& [name, text] : img.values) {
+    put_text(out, name);
+    put_text(out, text);
+  }
+  return out;
+}
+
+bool ImageView::parse(std::string_view encoded, ImageView& out) {
+  if (encoded.empty() || encoded.front() != '\x02') return false;
+  Reader r{encoded.substr(1)};
+  std::size_t n = 0;
+  if (!r.fixed64(out.names_id) || !r.varint(n) || n > r.in.size()) return false;
+  out.entity_reference = r.in.substr(0, n);
+  r.in.remove_prefix(n);
+  if (!r.varint(n) || n > r.in.size()) return false;
+  out.parent_reference = r.in.substr(0, n);
+  out.values = r.in.substr(n);
+  return true;
+}
+
+bool ImageView::next_value(std::string_view& values, std::string_view& text,
+                           std::string_view& raw) {
+  Reader r{values};
+  std::size_t tag = 0;
+  if (!r.varint(tag) || tag == 0) return false;
+  if (tag < kTextTag) {
+    text = kShort[tag];
+  } else {
+    if (tag - kTextTag > r.in.size()) return false;
+    text = r.in.substr(0, tag - kTextTag);
+    r.in.remove_prefix(tag - kTextTag);
+  }
+  raw = values.substr(0, values.size() - r.in.size());
+  values = r.in;
+  return true;
+}
+
 std::string ImageCodec::encode(const EntityImage& img) {
+  const std::uint64_t id = id_of(img.values);
+  if (id == 0) return encode_image_with_names(img);
   std::size_t size = 16 + img.entity_reference.size() + img.parent_reference.size();
   for (const auto& [name, text] : img.values) size += 2 + text.size();
   std::string out;
-  const std::uint64_t id = id_of(img.values);
-  if (id == 0) {  // 0x01: every value with its name
-    out.reserve(size + 16 * img.values.size());
-    out.push_back('\x01');
-    put_text(out, img.entity_reference);
-    put_text(out, img.parent_reference);
-    put_varint(out, img.values.size());
-    for (const auto& [name, text] : img.values) {
-      put_text(out, name);
-      put_text(out, text);
-    }
-    return out;
-  }
   out.reserve(size);
-  out.push_back('\x02');
-  for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>(id >> (8 * i)));
-  put_text(out, img.entity_reference);
-  put_text(out, img.parent_reference);
-  for (const auto& [name, text] : img.values) {
-    std::size_t tag = 1;
-    while (tag < kTextTag && text != kShort[tag]) ++tag;
-    if (tag < kTextTag) {
-      out.push_back(static_cast<char>(tag));
-    } else {
-      put_varint(out, text.size() + kTextTag);
-      out.append(text);
-    }
-  }
+  begin_image(out, id, img.entity_reference, img.parent_reference);
+  for (const auto& [name, text] : img.values) append_image_value(out, text);
   return out;
 }
 
@@ -209,6 +268,7 @@ bool ImageCodec::decode_into(std::string_view v, EntityImage& img) const {
 
 std::vector<std::pair<std::string, std::string>> ImageCodec::unsaved() const {
   std::lock_guard lock(mu_);
+  if (unsaved_.empty()) return {};
   std::vector<std::pair<std::string, std::string>> out;
   for (auto id : unsaved_) {
     std::string value;
@@ -218,9 +278,10 @@ std::vector<std::pair<std::string, std::string>> ImageCodec::unsaved() const {
   return out;
 }
 
-void ImageCodec::saved() {
+void ImageCodec::saved(std::size_t n) {
   std::lock_guard lock(mu_);
-  unsaved_.clear();
+  unsaved_.erase(unsaved_.begin(),
+                 unsaved_.begin() + static_cast<std::ptrdiff_t>(std::min(n, unsaved_.size())));
 }
 
 bool ImageCodec::load(std::string_view key, std::string_view value) {
@@ -263,7 +324,7 @@ std::size_t entry_size(const char* entry) {
 }
 }  // namespace
 
-ImageCache::Found ImageCache::find_in(const Bucket& b, const std::string& key) {
+ImageCache::Found ImageCache::find_in(const Bucket& b, std::string_view key) {
   for (std::size_t at = 0; at < b.used;) {
     const char* e = b.data + at;
     const std::size_t size = entry_size(e);
@@ -275,8 +336,8 @@ ImageCache::Found ImageCache::find_in(const Bucket& b, const std::string& key) {
   return {};
 }
 
-ImageCache::Bucket& ImageCache::bucket_of(const std::string& key) const {
-  return buckets_[std::hash<std::string>{}(key) % count_];
+ImageCache::Bucket& ImageCache::bucket_of(std::string_view key) const {
+  return buckets_[std::hash<std::string_view>{}(key) % count_];
 }
 
 void ImageCache::remove(Bucket& b, Found f) {
@@ -285,7 +346,7 @@ void ImageCache::remove(Bucket& b, Found f) {
   --used_;
 }
 
-bool ImageCache::find(const std::string& key, std::string& out) const {
+bool ImageCache::find(std::string_view key, std::string& out) const {
   std::lock_guard lock(mu_);
   if (count_ == 0) return false;
   const Bucket& b = bucket_of(key);
@@ -300,7 +361,7 @@ bool ImageCache::find(const std::string& key, std::string& out) const {
   return true;
 }
 
-std::optional<std::string> ImageCache::find(const std::string& key) const {
+std::optional<std::string> ImageCache::find(std::string_view key) const {
   std::string out;
   if (!find(key, out)) return std::nullopt;
   return out;
@@ -311,18 +372,18 @@ std::uint64_t ImageCache::epoch() const {
   return epoch_;
 }
 
-void ImageCache::fill(const std::string& key, const std::string& encoded, std::uint64_t epoch) {
+void ImageCache::fill(std::string_view key, std::string_view encoded, std::uint64_t epoch) {
   std::lock_guard lock(mu_);
   if (epoch == epoch_) put(key, encoded);
 }
 
-void ImageCache::update(const std::vector<std::pair<std::string, std::string>>& written) {
+void ImageCache::update(const std::vector<std::pair<std::string_view, std::string_view>>& written) {
   std::lock_guard lock(mu_);
   ++epoch_;
   for (const auto& [key, encoded] : written) put(key, encoded);
 }
 
-void ImageCache::put(const std::string& key, const std::string& encoded) {
+void ImageCache::put(std::string_view key, std::string_view encoded) {
   if (count_ == 0 || key.empty()) return;
   Bucket& b = bucket_of(key);
   if (const Found old = find_in(b, key); old.size != 0) remove(b, old);

@@ -28,6 +28,32 @@ struct EntityImage {
   WireValues values;
 };
 
+// Encoded images by key ("" = erased), as capture collects them: the bytes the store keeps.
+using EncodedImages = std::unordered_map<std::string, std::string>;
+
+// Writes an image in the 0x02 encoding value by value, without an EntityImage (the capture's hot
+// path): begin_image(), then append_image_value() for each value in the order of the list of
+// names `names_id` stands for (ImageCodec::register_names).
+void begin_image(std::string& out, std::uint64_t names_id, std::string_view entity_reference,
+                 std::string_view parent_reference);
+void append_image_value(std::string& out, std::string_view json_text);
+// The 0x01 encoding (every value with its name): for an image whose names have no id.
+std::string encode_image_with_names(const EntityImage& image);
+
+// A 0x02 image read in place: its references and its values, still encoded (views into the
+// bytes given to parse(), valid while they are).
+struct ImageView {
+  std::uint64_t names_id = 0;
+  std::string_view entity_reference, parent_reference;
+  std::string_view values;  // the encoded values, one after the other
+  // False when `encoded` is not a well-formed 0x02 header (other encodings: ImageCodec::decode).
+  static bool parse(std::string_view encoded, ImageView& out);
+  // Takes the next value off the front of `values`: its JSON text in `text` and its encoded bytes
+  // in `raw` (two values are equal exactly when their raw bytes are). False when `values` is
+  // empty or malformed.
+  static bool next_value(std::string_view& values, std::string_view& text, std::string_view& raw);
+};
+
 class ImageCodec {
  public:
   using Names = std::vector<std::string>;
@@ -40,10 +66,15 @@ class ImageCodec {
   // type before: the capture decodes one image per row). False if malformed.
   bool decode_into(std::string_view encoded, EntityImage& out) const;
 
+  // The id of a list of names, registered (to be saved) when new; 0 when its hash collides with
+  // another list's (write such images with encode_image_with_names). Thread-safe.
+  std::uint64_t register_names(const Names& names);
+
   // Name lists the store must persist (key "n/<16 hex>", value) before images that use them are
-  // durable; saved() once they are written.
+  // durable, oldest first; saved(n) once the first n of them are written (lists registered
+  // meanwhile stay unsaved).
   std::vector<std::pair<std::string, std::string>> unsaved() const;
-  void saved();
+  void saved(std::size_t n);
   // A stored name list (at open). False if the value is malformed.
   bool load(std::string_view key, std::string_view value);
   static constexpr const char* kPrefix = "n/";
@@ -74,13 +105,13 @@ class ImageCache {
   ImageCache& operator=(const ImageCache&) = delete;
   // The encoded image, "" when the entity has none (deleted or never emitted), nullopt when the
   // cache does not know.
-  std::optional<std::string> find(const std::string& key) const;
+  std::optional<std::string> find(std::string_view key) const;
   // The same into `out` (its storage reused); false when the cache does not know.
-  bool find(const std::string& key, std::string& out) const;
+  bool find(std::string_view key, std::string& out) const;
   std::uint64_t epoch() const;
-  void fill(const std::string& key, const std::string& encoded, std::uint64_t epoch);
+  void fill(std::string_view key, std::string_view encoded, std::uint64_t epoch);
   // What a commit wrote ("" = erased).
-  void update(const std::vector<std::pair<std::string, std::string>>& written);
+  void update(const std::vector<std::pair<std::string_view, std::string_view>>& written);
   struct Stats {
     std::uint64_t hits = 0, misses = 0;
     std::size_t bytes = 0, entries = 0;
@@ -97,10 +128,10 @@ class ImageCache {
     std::size_t size = 0;
   };
   // Entry `key` of `b`, size 0 if absent; mu_ held.
-  static Found find_in(const Bucket& b, const std::string& key);
-  Bucket& bucket_of(const std::string& key) const;
-  void remove(Bucket& b, Found f);                               // mu_ held
-  void put(const std::string& key, const std::string& encoded);  // mu_ held
+  static Found find_in(const Bucket& b, std::string_view key);
+  Bucket& bucket_of(std::string_view key) const;
+  void remove(Bucket& b, Found f);                           // mu_ held
+  void put(std::string_view key, std::string_view encoded);  // mu_ held
   Bucket* buckets_ = nullptr;
   std::size_t count_ = 0;  // buckets
   mutable std::mutex mu_;

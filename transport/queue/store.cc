@@ -413,28 +413,31 @@ Status Store::commit_capture(CaptureBatch batch) {
     held = 0;
     wb.erase(kCursor + std::string(kHeldFrom));
   }
-  // The images as written, for the cache once the write succeeded ("" = erased). The codec is
-  // used under mu_ only (one writer).
-  std::vector<std::pair<std::string, std::string>> written;
+  // The images as written, for the cache once the write succeeded ("" = erased); views into the
+  // batch and into `encoded` (sized first: its strings never move).
+  std::vector<std::string> encoded;
+  encoded.reserve(batch.images.size());
+  for (const auto& [key, img] : batch.images) encoded.push_back(img ? codec_.encode(*img) : "");
+  std::vector<std::pair<std::string_view, std::string_view>> written;
   written.reserve(images);
-  auto put_image = [&](const std::string& key, const std::optional<EntityImage>& img) {
-    auto& [k, encoded] = written.emplace_back(key, img ? codec_.encode(*img) : std::string());
-    if (img)
-      wb.put(kImage + k, encoded);
-    else
-      wb.erase(kImage + k);
-  };
-  // In key order (memtable inserts with hints); a key in both lists: the shared image, as before.
-  std::vector<std::pair<const std::string*, const std::optional<EntityImage>*>> in_order;
-  in_order.reserve(images);
-  for (const auto& [key, img] : batch.images) in_order.emplace_back(&key, &img);
+  for (std::size_t i = 0; i < batch.images.size(); ++i)
+    written.emplace_back(batch.images[i].first, encoded[i]);
   if (batch.shared_images) {
-    for (const auto& [key, img] : *batch.shared_images) in_order.emplace_back(&key, &img);
+    for (const auto& [key, bytes] : *batch.shared_images) written.emplace_back(key, bytes);
   }
-  std::stable_sort(in_order.begin(), in_order.end(),
-                   [](const auto& a, const auto& b) { return *a.first < *b.first; });
-  for (const auto& [key, img] : in_order) put_image(*key, *img);
-  for (const auto& [key, names] : codec_.unsaved()) wb.put(key, names);
+  // In key order (memtable inserts with hints); a key in both lists: the shared image, as before.
+  std::stable_sort(written.begin(), written.end(),
+                   [](const auto& a, const auto& b) { return a.first < b.first; });
+  std::string image_key;
+  for (const auto& [key, bytes] : written) {
+    image_key.assign(kImage).append(key);
+    if (bytes.empty())
+      wb.erase(image_key);
+    else
+      wb.put(image_key, bytes);
+  }
+  const auto names = codec_.unsaved();
+  for (const auto& [key, list] : names) wb.put(key, list);
   if (!batch.cursor_name.empty()) {
     wb.put(kCursor + batch.cursor_name, batch.cursor);
     crash_point("capture.cursor_write");
@@ -449,8 +452,8 @@ Status Store::commit_capture(CaptureBatch batch) {
   wo.sync = batch.sync;
   auto s = write(wo, wb.rocks());
   if (!s.ok()) return storage_error(s, "committing captured changes");
-  codec_.saved();
-  image_cache_.update(std::move(written));
+  codec_.saved(names.size());
+  image_cache_.update(written);
   next_outbox_ = seq;
   held_from_ = held;
   return ok_status();
@@ -481,18 +484,31 @@ Result<std::optional<EntityImage>> Store::image(const std::string& key) {
 
 Result<bool> Store::image_into(const std::string& key, EntityImage& out) {
   static thread_local std::string v;  // the encoded image; its storage is reused row after row
-  if (!image_cache_.find(key, v)) {
-    const auto epoch = image_cache_.epoch();
-    auto s = get(kImage + key, &v);
-    if (s.IsNotFound())
-      v.clear();
-    else if (!s.ok())
-      return storage_error(s, "reading entity image");
-    image_cache_.fill(key, v, epoch);
-  }
-  if (v.empty()) return false;
+  auto found = image_encoded(key, v);
+  if (!found || !*found) return found;
   if (!codec_.decode_into(v, out)) return make_error(Errc::storage, "corrupt entity image " + key);
   return true;
+}
+
+Result<bool> Store::image_encoded(const std::string& key, std::string& out) {
+  if (!image_cache_.find(key, out)) {
+    const auto epoch = image_cache_.epoch();
+    auto s = get(kImage + key, &out);
+    if (s.IsNotFound())
+      out.clear();
+    else if (!s.ok())
+      return storage_error(s, "reading entity image");
+    image_cache_.fill(key, out, epoch);
+  }
+  return !out.empty();
+}
+
+std::uint64_t Store::image_names_id(const std::vector<std::string>& names) {
+  return codec_.register_names(names);
+}
+
+bool Store::decode_image(std::string_view encoded, EntityImage& out) const {
+  return codec_.decode_into(encoded, out);
 }
 
 ImageCache::Stats Store::image_cache_stats() const {

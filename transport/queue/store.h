@@ -68,17 +68,14 @@ struct InboxEntry {
   std::int64_t received_at = 0;  // unix seconds when it was accepted (set by the store)
 };
 
-// Entity images by key (nullopt = erased), as a capture source collects them.
-using ImagesByKey = std::unordered_map<std::string, std::optional<EntityImage>>;
-
 // What one capture step produces; committed atomically.
 struct CaptureBatch {
   std::vector<OutboxEntry> records;  // seq is assigned by the store
   std::vector<std::pair<std::string, std::optional<EntityImage>>>
       images;  // key -> image (nullopt = erase)
-  // More images, written like `images`, shared with a capture source that reads them until the
-  // batch is committed (ChangeMapper::Images::in_flight).
-  std::shared_ptr<const ImagesByKey> shared_images;
+  // More images, already encoded ("" = erase), shared with a capture source that reads them
+  // until the batch is committed (ChangeMapper::Images::in_flight); written as they are.
+  std::shared_ptr<const EncodedImages> shared_images;
   std::string cursor_name;
   std::string cursor;
   std::vector<std::pair<std::string, std::string>> more_cursors;  // further name -> value
@@ -122,6 +119,13 @@ class Store {
   Result<std::optional<EntityImage>> image(const std::string& key);
   // The same into `out`, reusing its storage; false when the entity has no image.
   Result<bool> image_into(const std::string& key, EntityImage& out);
+  // The image as stored (any of the encodings ImageCodec reads) into `out`; false when none.
+  Result<bool> image_encoded(const std::string& key, std::string& out);
+  // For capture writing images itself (begin_image): the id of a list of value names, saved
+  // with the next commit_capture; 0 = no id (write encode_image_with_names). Thread-safe.
+  std::uint64_t image_names_id(const std::vector<std::string>& names);
+  // Decodes an image as image_encoded() gave it; false if malformed. Thread-safe.
+  bool decode_image(std::string_view encoded, EntityImage& out) const;
   ImageCache::Stats image_cache_stats() const;
   // The image cache's bound: about 170,000 contact images of 140 bytes.
   static constexpr std::size_t kImageCacheBytes = 24 << 20;
