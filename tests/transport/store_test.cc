@@ -557,6 +557,81 @@ TEST_F(StoreTest, CaptureKeepsNoSignatureAndOwnKeysOfEarlierBuildsArePruned) {
   reopen();
 }
 
+// Queued changes are kept in a compact binary form: every field comes back as it went in (context,
+// `from` absent or null, numbers, text that needs escaping, several signatures, the peer it came
+// from, only_to), in the outbox and the inbox alike. Entries that earlier builds wrote as JSON are
+// still read, and a damaged entry is an error that names it, not a wrong change.
+TEST_F(StoreTest, QueuedChangesReadBackWhateverTheyHoldAndEntriesOfEarlierBuildsToo) {
+  OutboxEntry rich = entry("civishare.change.contact.email", "civi2");
+  rich.change.operation = Operation::remove;
+  rich.change.context = {{"contact_reference", "civi1-312"}, {"primary_email", "k\"@x.org"}};
+  rich.change.attribute_changes = {
+      {"email", boost::json::value("karl@example.org"), boost::json::value("carl\n\u00e9")},
+      {"is_primary", std::nullopt, boost::json::value(true)},
+      {"location_type_id:name", boost::json::value(nullptr), boost::json::value(2.5)},
+      {"n", boost::json::value(-12), boost::json::value(std::uint64_t{18446744073709551615u})}};
+  rich.change.loop_detection = {"c2lnMQ==", "c2lnMg==", ""};
+  rich.only_to = "civi3";
+  OutboxEntry plain = entry("t1");
+  CaptureBatch b;
+  b.records = {rich, plain};
+  ASSERT_TRUE(store_->commit_capture(std::move(b)));
+  ASSERT_TRUE(store_->commit_receive("civi2", "m1", {InboxEntry{0, rich.change, "civi2"}}));
+  reopen();
+  auto out = store_->read_outbox(0, 10);
+  ASSERT_TRUE(out.ok()) << out.error().message;
+  ASSERT_EQ(out->size(), 2u);
+  EXPECT_EQ((*out)[0].change, rich.change);
+  EXPECT_EQ((*out)[0].came_from, "civi2");
+  EXPECT_EQ((*out)[0].only_to, "civi3");
+  EXPECT_GT((*out)[0].queued_at, 0);
+  EXPECT_EQ((*out)[1].change, plain.change);
+  EXPECT_EQ((*out)[1].only_to, "");
+  auto in = store_->read_inbox(10);
+  ASSERT_TRUE(in.ok()) << in.error().message;
+  ASSERT_EQ(in->size(), 1u);
+  EXPECT_EQ((*in)[0].change, rich.change);
+  EXPECT_EQ((*in)[0].came_from, "civi2");
+
+  // Overwrite the two outbox entries as an earlier build (JSON) and as damaged bytes.
+  store_.reset();
+  {
+    std::vector<std::string> names;
+    ASSERT_TRUE(
+        rocksdb::DB::ListColumnFamilies(rocksdb::Options(), (dir_ / "store").string(), &names)
+            .ok());
+    std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
+    for (const auto& n : names) descriptors.emplace_back(n, rocksdb::ColumnFamilyOptions());
+    std::vector<rocksdb::ColumnFamilyHandle*> handles;
+    rocksdb::DB* raw = nullptr;
+    ASSERT_TRUE(rocksdb::DB::Open(rocksdb::Options(), (dir_ / "store").string(), descriptors,
+                                  &handles, &raw)
+                    .ok());
+    for (std::size_t i = 0; i < names.size(); ++i) {
+      if (names[i] != "outbox") continue;
+      const std::string json = "{\"change\":" + boost::json::serialize(to_json(rich.change)) +
+                               ",\"from\":\"civi2\",\"at\":1700000000,\"to\":\"civi3\"}";
+      ASSERT_TRUE(raw->Put(rocksdb::WriteOptions(), handles[i], "o/0000000000000001", json).ok());
+      ASSERT_TRUE(
+          raw->Put(rocksdb::WriteOptions(), handles[i], "o/0000000000000002", "\xb1\x05ab").ok());
+    }
+    for (auto* h : handles) raw->DestroyColumnFamilyHandle(h);
+    delete raw;
+  }
+  reopen();
+  auto old = store_->read_outbox(0, 1);
+  ASSERT_TRUE(old.ok()) << old.error().message;
+  ASSERT_EQ(old->size(), 1u);
+  EXPECT_EQ((*old)[0].change, rich.change);
+  EXPECT_EQ((*old)[0].came_from, "civi2");
+  EXPECT_EQ((*old)[0].only_to, "civi3");
+  EXPECT_EQ((*old)[0].queued_at, 1700000000);
+  auto damaged = store_->read_outbox(1, 1);
+  ASSERT_FALSE(damaged.ok());
+  EXPECT_NE(damaged.error().message.find("corrupt queue entry 2"), std::string::npos)
+      << damaged.error().message;
+}
+
 // Earlier builds kept every key in RocksDB's default column family. Such a store, holding a bit
 // of everything, opens read-only as it is, and the first read-write open moves the outbox, images
 // and seen signatures into their own families: everything reads back as before, nothing stays

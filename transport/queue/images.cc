@@ -8,54 +8,10 @@
 #include <functional>
 
 #include "schemas/canonical_json.h"
+#include "transport/queue/encoding.h"
 
 namespace civishare {
 namespace {
-
-void put_varint(std::string& out, std::size_t n) {
-  while (n >= 0x80) {
-    out.push_back(static_cast<char>(n | 0x80));
-    n >>= 7;
-  }
-  out.push_back(static_cast<char>(n));
-}
-
-void put_text(std::string& out, std::string_view s) {
-  put_varint(out, s.size());
-  out.append(s);
-}
-
-// Reads the encodings from `in`; false when it is cut short or malformed.
-struct Reader {
-  std::string_view in;
-  bool varint(std::size_t& n) {
-    n = 0;
-    for (int shift = 0; shift < 64 && !in.empty(); shift += 7) {
-      const auto b = static_cast<unsigned char>(in.front());
-      in.remove_prefix(1);
-      n |= static_cast<std::size_t>(b & 0x7f) << shift;
-      if (!(b & 0x80)) return true;
-    }
-    return false;
-  }
-  bool bytes(std::size_t n, std::string& s) {
-    if (n > in.size()) return false;
-    s.assign(in.substr(0, n));
-    in.remove_prefix(n);
-    return true;
-  }
-  bool text(std::string& s) {
-    std::size_t n = 0;
-    return varint(n) && bytes(n, s);
-  }
-  bool fixed64(std::uint64_t& n) {
-    if (in.size() < 8) return false;
-    n = 0;
-    for (int i = 0; i < 8; ++i) n |= std::uint64_t{static_cast<unsigned char>(in[i])} << (8 * i);
-    in.remove_prefix(8);
-    return true;
-  }
-};
 
 // A value in the 0x02 encoding: the JSON texts null, false and true as one byte each (tags 1-3),
 // any other text as (length + 4) and its bytes. Tag 0 is reserved.
