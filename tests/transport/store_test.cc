@@ -613,7 +613,7 @@ TEST_F(StoreTest, QueuedChangesReadBackWhateverTheyHoldAndEntriesOfEarlierBuilds
                                ",\"from\":\"civi2\",\"at\":1700000000,\"to\":\"civi3\"}";
       ASSERT_TRUE(raw->Put(rocksdb::WriteOptions(), handles[i], "o/0000000000000001", json).ok());
       ASSERT_TRUE(
-          raw->Put(rocksdb::WriteOptions(), handles[i], "o/0000000000000002", "\xb1\x05ab").ok());
+          raw->Put(rocksdb::WriteOptions(), handles[i], "o/0000000000000002", "\xb1\x05" "ab").ok());
     }
     for (auto* h : handles) raw->DestroyColumnFamilyHandle(h);
     delete raw;
