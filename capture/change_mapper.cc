@@ -74,7 +74,14 @@ std::string ChangeMapper::image_key(const std::string& table, const std::string&
   return table + "/" + id;
 }
 
+namespace {
+void sign(std::vector<OutboxEntry>& records, const std::string& node) {
+  for (auto& r : records) r.change.loop_detection.push_back(change_signature(r.change, node));
+}
+}  // namespace
+
 void ChangeMapper::Images::flush_into(CaptureBatch& batch) {
+  if (!sign_as.empty()) sign(batch.records, sign_as);
   batch.shared_images = std::make_shared<const EncodedImages>(std::move(pending));
   pending = EncodedImages();
 }
@@ -86,9 +93,11 @@ std::future<Status> ChangeMapper::Images::commit_in_background(Store& store, Cap
   pending.reserve(in_flight->size());  // the next chunk is likely as big: no rehash as it fills
   batch.shared_images = in_flight;
   return std::async(std::launch::async,
-                    [&store, b = std::move(batch), old = std::move(committed)]() mutable {
+                    [&store, b = std::move(batch), old = std::move(committed),
+                     node = sign_as]() mutable {
                       pthread_setname_np(pthread_self(), "cs-commit");
                       old.reset();  // thousands of images: freed here, not on the capturing thread
+                      if (!node.empty()) sign(b.records, node);
                       crash_point("capture.before_commit");
                       auto s = store.commit_capture(std::move(b));
                       if (s) crash_point("capture.after_commit");
@@ -104,8 +113,9 @@ ChangeMapper::Images ChangeMapper::Images::none() {
   return images;
 }
 
-ChangeMapper::Images ChangeMapper::store_images() {
+ChangeMapper::Images ChangeMapper::store_images(bool sign_on_commit) {
   Images images;
+  if (sign_on_commit) images.sign_as = o_.node;
   images.load = [this](const TypeDefinition& def, const std::string& id, std::string& out) {
     return store_.image_encoded(image_key(def.table, id), out);
   };
@@ -131,10 +141,6 @@ Result<std::optional<std::string_view>> image(ChangeMapper::Images& images,
   return *found ? Found(scratch) : Found();
 }
 
-// The references of an encoded image (copied: the bytes may be replaced meanwhile).
-struct References {
-  std::string entity, parent;
-};
 }  // namespace
 
 Result<EntityImage> ChangeMapper::decode(std::string_view encoded, const std::string& what) const {
@@ -346,7 +352,7 @@ Status ChangeMapper::map_row(const SourceRow& lr, Images& images, std::vector<Ou
       entry.came_from = (*link)->came_from;
     }
   }
-  change.loop_detection.push_back(change_signature(change, o_.node));
+  if (images.sign_as.empty()) change.loop_detection.push_back(change_signature(change, o_.node));
   entry.change = std::move(change);
   out.push_back(std::move(entry));
   return ok_status();

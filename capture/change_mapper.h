@@ -88,6 +88,10 @@ class ChangeMapper {
     // Where load() puts the images it reads: one for the row's entity, one for the references
     // looked up while mapping it (its parent's).
     std::string previous_scratch, reference_scratch;
+    // Non-empty: map_row leaves the signature of this node (the last of each record's chain) to
+    // the hand-off, flush_into() or commit_in_background(), which signs every record of the batch
+    // (the latter on the committing thread, off the capture's path).
+    std::string sign_as;
     // Moves the pending images into `batch`.
     void flush_into(CaptureBatch& batch);
     // Commits `batch` with the pending images on a thread of its own; the images stay readable
@@ -97,7 +101,8 @@ class ChangeMapper {
     // Images that know no entity (load finds nothing): for building one image on its own.
     static Images none();
   };
-  Images store_images();  // load = the store's images
+  // load = the store's images; `sign_on_commit`: records are signed at the hand-off (sign_as).
+  Images store_images(bool sign_on_commit = false);
   static std::string image_key(const std::string& table, const std::string& id);
 
   // Notes which tables have no idmap entry at all (their rows need no reference look-up); call

@@ -3,6 +3,8 @@
 // before and after (a '\x1d' field is NULL). The first byte picks the change type. Both rows go
 // through read_header and wire_values, the two images through diff_values, and the resulting
 // change through its canonical form and signature, as capture does. Must never crash or throw.
+// The images are also written in the store's encoding and diffed there (what capture does on its
+// hot path): that diff must be the same.
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -11,6 +13,7 @@
 
 #include "capture/row_mapper.h"
 #include "schemas/db/translator.h"
+#include "transport/queue/images.h"
 
 namespace {
 using namespace civishare;
@@ -79,6 +82,18 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   change.id = "fuzz-0";
   change.attribute_changes =
       diff_values(*def, images.size() == 2 ? &images[0] : nullptr, images.back());
+  std::vector<std::string> encoded;
+  for (const auto& img : images) {
+    std::string& e = encoded.emplace_back();
+    begin_image(e, 1, "fuzz-1", "");
+    for (const auto& [name, text] : img) append_image_value(e, text);
+  }
+  ImageView before, after;
+  if (!ImageView::parse(encoded.front(), before) || !ImageView::parse(encoded.back(), after))
+    __builtin_trap();
+  auto in_place = diff_encoded_values(*def, images.size() == 2 ? &before.values : nullptr,
+                                      after.values);
+  if (!in_place || *in_place != change.attribute_changes) __builtin_trap();
   change.loop_detection.push_back(change_signature(change, "fuzz"));
   auto back = change_from_json(to_json(change));
   if (!back) __builtin_trap();  // what capture emits, the receiver must accept
