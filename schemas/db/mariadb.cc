@@ -120,10 +120,12 @@ Status Connection::stream(std::string_view sql, std::vector<std::string>& column
   while (MYSQL_ROW row = mysql_fetch_row(res)) {
     unsigned long* lengths = mysql_fetch_lengths(res);
     for (unsigned i = 0; i < n; ++i) {
-      if (row[i])
-        r[i].emplace().assign(row[i], lengths[i]);
-      else
+      if (!row[i])
         r[i].reset();
+      else if (r[i])
+        r[i]->assign(row[i], lengths[i]);  // keeps the string's storage from the last row
+      else
+        r[i].emplace(row[i], lengths[i]);
     }
     result = on_row(r);
     if (!result) break;
