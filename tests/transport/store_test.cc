@@ -5,6 +5,7 @@
 
 #include <rocksdb/db.h>
 
+#include <cstdio>
 #include <filesystem>
 #include <functional>
 
@@ -453,9 +454,9 @@ TEST_F(StoreTest, InboxKeepsOrderAndRemembersMessageIds) {
   EXPECT_TRUE(*store_->any_signature_seen({"sig-t2"}));
 }
 
-// Opens the store (closed) with RocksDB itself and hands `use` its seen family.
-void with_seen_family(const std::filesystem::path& store_dir, bool writable,
-                      const std::function<void(rocksdb::DB&, rocksdb::ColumnFamilyHandle*)>& use) {
+// Opens the store (closed) with RocksDB itself and hands `use` its family `family`.
+void with_family(const std::filesystem::path& store_dir, const std::string& family, bool writable,
+                 const std::function<void(rocksdb::DB&, rocksdb::ColumnFamilyHandle*)>& use) {
   std::vector<std::string> names;
   ASSERT_TRUE(rocksdb::DB::ListColumnFamilies(rocksdb::Options(), store_dir.string(), &names).ok());
   std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
@@ -469,10 +470,14 @@ void with_seen_family(const std::filesystem::path& store_dir, bool writable,
                                          &handles, &raw);
   ASSERT_TRUE(opened.ok()) << opened.ToString();
   for (std::size_t i = 0; i < handles.size(); ++i) {
-    if (names[i] == "seen") use(*raw, handles[i]);
+    if (names[i] == family) use(*raw, handles[i]);
     raw->DestroyColumnFamilyHandle(handles[i]);
   }
   delete raw;
+}
+void with_seen_family(const std::filesystem::path& store_dir, bool writable,
+                      const std::function<void(rocksdb::DB&, rocksdb::ColumnFamilyHandle*)>& use) {
+  with_family(store_dir, "seen", writable, use);
 }
 
 std::vector<std::string> seen_keys(const std::filesystem::path& store_dir) {
@@ -595,29 +600,13 @@ TEST_F(StoreTest, QueuedChangesReadBackWhateverTheyHoldAndEntriesOfEarlierBuilds
 
   // Overwrite the two outbox entries as an earlier build (JSON) and as damaged bytes.
   store_.reset();
-  {
-    std::vector<std::string> names;
-    ASSERT_TRUE(
-        rocksdb::DB::ListColumnFamilies(rocksdb::Options(), (dir_ / "store").string(), &names)
-            .ok());
-    std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
-    for (const auto& n : names) descriptors.emplace_back(n, rocksdb::ColumnFamilyOptions());
-    std::vector<rocksdb::ColumnFamilyHandle*> handles;
-    rocksdb::DB* raw = nullptr;
-    ASSERT_TRUE(rocksdb::DB::Open(rocksdb::Options(), (dir_ / "store").string(), descriptors,
-                                  &handles, &raw)
-                    .ok());
-    for (std::size_t i = 0; i < names.size(); ++i) {
-      if (names[i] != "outbox") continue;
-      const std::string json = "{\"change\":" + boost::json::serialize(to_json(rich.change)) +
-                               ",\"from\":\"civi2\",\"at\":1700000000,\"to\":\"civi3\"}";
-      ASSERT_TRUE(raw->Put(rocksdb::WriteOptions(), handles[i], "o/0000000000000001", json).ok());
-      ASSERT_TRUE(
-          raw->Put(rocksdb::WriteOptions(), handles[i], "o/0000000000000002", "\xb1\x05" "ab").ok());
-    }
-    for (auto* h : handles) raw->DestroyColumnFamilyHandle(h);
-    delete raw;
-  }
+  with_family(dir_ / "store", "outbox", true, [&](rocksdb::DB& db, rocksdb::ColumnFamilyHandle* h) {
+    const std::string json = "{\"change\":" + boost::json::serialize(to_json(rich.change)) +
+                             ",\"from\":\"civi2\",\"at\":1700000000,\"to\":\"civi3\"}";
+    ASSERT_TRUE(db.Put(rocksdb::WriteOptions(), h, "o/0000000000000001", json).ok());
+    const std::string damaged = {'\xb1', '\x05', 'a', 'b'};  // a text of 5 bytes cut after 2
+    ASSERT_TRUE(db.Put(rocksdb::WriteOptions(), h, "o/0000000000000002", damaged).ok());
+  });
   reopen();
   auto old = store_->read_outbox(0, 1);
   ASSERT_TRUE(old.ok()) << old.error().message;
@@ -630,6 +619,35 @@ TEST_F(StoreTest, QueuedChangesReadBackWhateverTheyHoldAndEntriesOfEarlierBuilds
   ASSERT_FALSE(damaged.ok());
   EXPECT_NE(damaged.error().message.find("corrupt queue entry 2"), std::string::npos)
       << damaged.error().message;
+}
+
+// Outbox keys are "o/" + the sequence number as 16 lower-case hex digits, as every earlier build
+// wrote them (with printf): entries queued by an older binary are read in order with new ones.
+TEST_F(StoreTest, OutboxKeysAreSixteenLowerCaseHexDigitsAsEarlierBuildsWroteThem) {
+  CaptureBatch b;
+  for (int i = 0; i < 300; ++i) b.records.push_back(entry("t" + std::to_string(i)));
+  ASSERT_TRUE(store_->commit_capture(std::move(b)));
+  store_.reset();
+  std::vector<std::string> keys;
+  with_family(dir_ / "store", "outbox", false,
+              [&](rocksdb::DB& db, rocksdb::ColumnFamilyHandle* h) {
+                std::unique_ptr<rocksdb::Iterator> it(db.NewIterator(rocksdb::ReadOptions(), h));
+                for (it->Seek("o/"); it->Valid() && it->key().starts_with("o/"); it->Next())
+                  keys.push_back(it->key().ToString());
+              });
+  ASSERT_EQ(keys.size(), 300u);
+  for (unsigned i = 0; i < 300; ++i) {
+    char want[32];
+    std::snprintf(want, sizeof want, "o/%016x", i + 1);
+    EXPECT_EQ(keys[i], want);
+  }
+  reopen();
+  auto out = store_->read_outbox(0xfe, 3);
+  ASSERT_TRUE(out.ok()) << out.error().message;
+  ASSERT_EQ(out->size(), 3u);
+  EXPECT_EQ((*out)[0].seq, 0xffu);
+  EXPECT_EQ((*out)[0].change.type, "t254");
+  EXPECT_EQ((*out)[2].seq, 0x101u);
 }
 
 // Earlier builds kept every key in RocksDB's default column family. Such a store, holding a bit

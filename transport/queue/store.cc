@@ -38,10 +38,14 @@ constexpr char kRow[] = "r/";
 constexpr char kCounter[] = "k/";
 constexpr char kHeldFrom[] = "outbox.held_from";  // a cursor: first held outbox seq
 
+// prefix + seq as 16 lower-case hex digits (what "%016" PRIx64 writes; without printf's cost:
+// one per captured record).
 std::string seq_key(const char* prefix, std::uint64_t seq) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%s%016" PRIx64, prefix, seq);
-  return buf;
+  std::string key(prefix);
+  const std::size_t at = key.size();
+  key.resize(at + 16);
+  for (int i = 15; i >= 0; --i, seq >>= 4) key[at + i] = "0123456789abcdef"[seq & 0xf];
+  return key;
 }
 
 // A seen signature's key. A signature is the base64 text of a sha512 (88 characters): its key is
@@ -492,9 +496,10 @@ Status Store::commit_capture(CaptureBatch batch) {
   std::uint64_t seq = next_outbox_;
   // No signature is kept for what capture emits: a change that comes back here is recognised by
   // the origin its id names (receiver.cc), so the seen family holds received signatures only.
+  const std::int64_t now = unix_now();
   for (auto& r : batch.records) {
     r.seq = seq++;
-    r.queued_at = unix_now();
+    r.queued_at = now;
     wb.put(seq_key(kOutbox, r.seq), encode_entry(r.change, r.came_from, r.queued_at, r.only_to));
   }
   if (seq != next_outbox_) wb.put(std::string("h/") + kOutbox, std::to_string(seq - 1));
