@@ -598,6 +598,26 @@ TEST_F(StoreTest, QueuedChangesReadBackWhateverTheyHoldAndEntriesOfEarlierBuilds
   EXPECT_EQ((*in)[0].change, rich.change);
   EXPECT_EQ((*in)[0].came_from, "civi2");
 
+  // Counting what a peer still gets reads an entry's routing fields only (no values parsed).
+  std::vector<OutboxEntry> routed;
+  auto counted = store_->backlog("civi3", "all", [&](const OutboxEntry& e) {
+    routed.push_back(e);
+    return true;
+  });
+  ASSERT_TRUE(counted.ok()) << counted.error().message;
+  EXPECT_EQ(counted->queued, 2u);
+  ASSERT_EQ(routed.size(), 2u);
+  for (std::size_t i = 0; i < 2; ++i) {
+    const OutboxEntry& want = i == 0 ? rich : plain;
+    EXPECT_EQ(routed[i].seq, i + 1);
+    EXPECT_EQ(routed[i].change.id, want.change.id);
+    EXPECT_EQ(routed[i].change.type, want.change.type);
+    EXPECT_EQ(routed[i].change.entity_reference, want.change.entity_reference);
+    EXPECT_EQ(routed[i].came_from, want.came_from);
+    EXPECT_EQ(routed[i].only_to, want.only_to);
+    EXPECT_EQ(routed[i].queued_at, (*out)[i].queued_at);
+  }
+
   // Overwrite the two outbox entries as an earlier build (JSON) and as damaged bytes.
   store_.reset();
   with_family(dir_ / "store", "outbox", true, [&](rocksdb::DB& db, rocksdb::ColumnFamilyHandle* h) {
@@ -619,6 +639,10 @@ TEST_F(StoreTest, QueuedChangesReadBackWhateverTheyHoldAndEntriesOfEarlierBuilds
   ASSERT_FALSE(damaged.ok());
   EXPECT_NE(damaged.error().message.find("corrupt queue entry 2"), std::string::npos)
       << damaged.error().message;
+  auto count_damaged = store_->backlog("civi3", "all", [](const OutboxEntry&) { return true; });
+  ASSERT_FALSE(count_damaged.ok());
+  EXPECT_NE(count_damaged.error().message.find("corrupt queue entry 2"), std::string::npos)
+      << count_damaged.error().message;
 }
 
 // Outbox keys are "o/" + the sequence number as 16 lower-case hex digits, as every earlier build

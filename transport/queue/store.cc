@@ -160,7 +160,10 @@ struct DecodedEntry {
   std::int64_t at = 0;
 };
 
-bool decode_binary_entry(std::string_view bytes, DecodedEntry& e) {
+// `routing_only`: the change's id, type, timestamp, entity and reference, came_from, only_to and
+// the time are read; its context, attributes and signatures are checked for their lengths and
+// skipped (what deciding who gets an entry needs: no JSON parsed).
+bool decode_binary_entry(std::string_view bytes, DecodedEntry& e, bool routing_only = false) {
   Reader r{bytes.substr(1)};
   Change& c = e.change;
   for (std::string* t : {&c.id, &c.type, &c.timestamp, &c.entity, &c.entity_reference}) {
@@ -169,33 +172,40 @@ bool decode_binary_entry(std::string_view bytes, DecodedEntry& e) {
   if (r.in.empty() || static_cast<unsigned char>(r.in.front()) > 2) return false;
   c.operation = static_cast<Operation>(r.in.front());
   r.in.remove_prefix(1);
+  // A text into `out`, or only past it when routing_only.
+  std::string_view skipped;
+  auto text = [&](std::string& out) { return routing_only ? r.text_view(skipped) : r.text(out); };
+  auto value = [&](json::value& out) {
+    std::string_view json_text;
+    if (!r.text_view(json_text)) return false;
+    if (routing_only) return true;
+    boost::system::error_code ec;
+    out = json::parse(json_text, ec);
+    return !ec;
+  };
   std::size_t n = 0;
   if (!r.varint(n) || n > r.in.size()) return false;
   for (std::size_t i = 0; i < n; ++i) {
     std::string k, v;
-    if (!r.text(k) || !r.text(v)) return false;
-    c.context[std::move(k)] = std::move(v);
+    if (!text(k) || !text(v)) return false;
+    if (!routing_only) c.context[std::move(k)] = std::move(v);
   }
   if (!r.varint(n) || n > r.in.size()) return false;
-  c.attribute_changes.resize(n);
-  auto value = [&](json::value& out) {
-    std::string_view text;
-    if (!r.text_view(text)) return false;
-    boost::system::error_code ec;
-    out = json::parse(text, ec);
-    return !ec;
-  };
-  for (auto& a : c.attribute_changes) {
-    if (!r.text(a.name) || r.in.empty()) return false;
+  AttributeChange skipped_change;
+  if (!routing_only) c.attribute_changes.resize(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    AttributeChange& a = routing_only ? skipped_change : c.attribute_changes[i];
+    if (!text(a.name) || r.in.empty()) return false;
     const char has_from = r.in.front();
     r.in.remove_prefix(1);
     if (has_from != 0 && !value(a.from.emplace())) return false;
     if (!value(a.to)) return false;
   }
   if (!r.varint(n) || n > r.in.size()) return false;
-  c.loop_detection.resize(n);
-  for (auto& sig : c.loop_detection) {
-    if (!r.text(sig)) return false;
+  std::string skipped_signature;
+  if (!routing_only) c.loop_detection.resize(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    if (!text(routing_only ? skipped_signature : c.loop_detection[i])) return false;
   }
   std::size_t at = 0;
   if (!r.text(e.came_from) || !r.varint(at) || !r.text(e.only_to) || !r.in.empty()) return false;
@@ -222,13 +232,15 @@ bool decode_json_entry(std::string_view bytes, DecodedEntry& e, std::string& why
   return true;
 }
 
+// `routing_only`: see decode_binary_entry (entries of earlier builds, JSON, are read whole).
 template <typename Entry>
-Result<Entry> decode_entry(std::uint64_t seq, const rocksdb::Slice& value) {
+Result<Entry> decode_entry(std::uint64_t seq, const rocksdb::Slice& value,
+                           bool routing_only = false) {
   const std::string_view bytes(value.data(), value.size());
   DecodedEntry d;
   std::string why;
   const bool ok = !bytes.empty() && bytes.front() == kEntryBinary
-                      ? decode_binary_entry(bytes, d)
+                      ? decode_binary_entry(bytes, d, routing_only)
                       : decode_json_entry(bytes, d, why);
   if (!ok) {
     return make_error(Errc::storage, "corrupt queue entry " + std::to_string(seq) +
@@ -822,7 +834,7 @@ Result<PeerBacklog> Store::backlog(const std::string& peer, const std::string& f
        it->Next()) {
     const std::uint64_t seq = seq_of(it->key());
     if (held != 0 && seq >= held) break;
-    auto e = decode_entry<OutboxEntry>(seq, it->value());
+    auto e = decode_entry<OutboxEntry>(seq, it->value(), /*routing_only=*/true);
     if (!e) return e.error();
     for (; c.counted + 1 < seq; ++c.counted) c.wanted.push_back(false);  // a gap: nothing there
     const bool w = wanted(*e);

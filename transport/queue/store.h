@@ -143,7 +143,9 @@ class Store {
   // Counts what `peer` still has to get. `wanted` says whether the peer gets an entry; `filter`
   // names that rule (the same text for the same rule). A running agent asks again and again
   // (/metrics, /status.json), so the answer is kept per peer and brought up to date from the
-  // previous one: only entries queued or acknowledged since are read.
+  // previous one: only entries queued or acknowledged since are read. `wanted` sees each entry's
+  // came_from, only_to, queued_at and its change's id, type, timestamp, entity and reference (not
+  // its context, attributes or signatures: skipped, not decoded).
   Result<PeerBacklog> backlog(const std::string& peer, const std::string& filter,
                               const std::function<bool(const OutboxEntry&)>& wanted);
   Status set_peer_state(const std::string& peer, const PeerState& state);
