@@ -461,7 +461,7 @@ Result<PollResult> BinlogSource::poll() {
   Reader& r = *impl.live;
   if (auto s = impl.mapper.refresh_unmapped_tables(impl.o.types); !s) return s.error();
   Pass pass;
-  pass.images = impl.mapper.store_images(true);  // signed on the committing thread
+  pass.images = impl.mapper.store_images();
   const auto deadline = Clock::now() + std::chrono::milliseconds(impl.o.max_poll_ms);
   auto fail = [&](const Error& e) -> Result<PollResult> {
     (void)impl.settle();  // its own failure, if any, leaves the cursor where it was

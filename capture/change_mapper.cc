@@ -92,17 +92,16 @@ std::future<Status> ChangeMapper::Images::commit_in_background(Store& store, Cap
   pending = EncodedImages();
   pending.reserve(in_flight->size());  // the next chunk is likely as big: no rehash as it fills
   batch.shared_images = in_flight;
-  return std::async(std::launch::async,
-                    [&store, b = std::move(batch), old = std::move(committed),
-                     node = sign_as]() mutable {
-                      pthread_setname_np(pthread_self(), "cs-commit");
-                      old.reset();  // thousands of images: freed here, not on the capturing thread
-                      if (!node.empty()) sign(b.records, node);
-                      crash_point("capture.before_commit");
-                      auto s = store.commit_capture(std::move(b));
-                      if (s) crash_point("capture.after_commit");
-                      return s;
-                    });
+  return std::async(std::launch::async, [&store, b = std::move(batch), old = std::move(committed),
+                                         node = sign_as]() mutable {
+    pthread_setname_np(pthread_self(), "cs-commit");
+    old.reset();  // thousands of images: freed here, not on the capturing thread
+    if (!node.empty()) sign(b.records, node);
+    crash_point("capture.before_commit");
+    auto s = store.commit_capture(std::move(b));
+    if (s) crash_point("capture.after_commit");
+    return s;
+  });
 }
 
 ChangeMapper::Images ChangeMapper::Images::none() {
@@ -113,9 +112,9 @@ ChangeMapper::Images ChangeMapper::Images::none() {
   return images;
 }
 
-ChangeMapper::Images ChangeMapper::store_images(bool sign_on_commit) {
+ChangeMapper::Images ChangeMapper::store_images() {
   Images images;
-  if (sign_on_commit) images.sign_as = o_.node;
+  images.sign_as = o_.node;
   images.load = [this](const TypeDefinition& def, const std::string& id, std::string& out) {
     return store_.image_encoded(image_key(def.table, id), out);
   };
@@ -140,7 +139,6 @@ Result<std::optional<std::string_view>> image(ChangeMapper::Images& images,
   if (!found) return found.error();
   return *found ? Found(scratch) : Found();
 }
-
 }  // namespace
 
 Result<EntityImage> ChangeMapper::decode(std::string_view encoded, const std::string& what) const {

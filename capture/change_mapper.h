@@ -88,9 +88,10 @@ class ChangeMapper {
     // Where load() puts the images it reads: one for the row's entity, one for the references
     // looked up while mapping it (its parent's).
     std::string previous_scratch, reference_scratch;
-    // Non-empty: map_row leaves the signature of this node (the last of each record's chain) to
-    // the hand-off, flush_into() or commit_in_background(), which signs every record of the batch
-    // (the latter on the committing thread, off the capture's path).
+    // Non-empty (store_images()): map_row leaves this node's signature (the last of each
+    // record's chain) to the hand-off, flush_into() or commit_in_background(), which signs every
+    // record of the batch (the latter on the committing thread, off the capture's path). Empty
+    // (replay's own images): map_row signs each record itself.
     std::string sign_as;
     // Moves the pending images into `batch`.
     void flush_into(CaptureBatch& batch);
@@ -101,8 +102,8 @@ class ChangeMapper {
     // Images that know no entity (load finds nothing): for building one image on its own.
     static Images none();
   };
-  // load = the store's images; `sign_on_commit`: records are signed at the hand-off (sign_as).
-  Images store_images(bool sign_on_commit = false);
+  // load = the store's images; records are signed at the hand-off (sign_as = this node).
+  Images store_images();
   static std::string image_key(const std::string& table, const std::string& id);
 
   // Notes which tables have no idmap entry at all (their rows need no reference look-up); call

@@ -231,7 +231,7 @@ struct LogTableSource::Impl {
   Status scan(std::int64_t from, std::int64_t to, std::int64_t new_from, bool process,
               PollResult& result) {
     RowTally tally;
-    Images images = mapper.store_images(true);  // signed on the committing thread
+    Images images = mapper.store_images();
     CaptureBatch batch;
     std::size_t in_chunk = 0;
     // Rows at or after new_from were never counted, unless an earlier scan of this very window

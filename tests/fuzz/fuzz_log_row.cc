@@ -91,8 +91,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   ImageView before, after;
   if (!ImageView::parse(encoded.front(), before) || !ImageView::parse(encoded.back(), after))
     __builtin_trap();
-  auto in_place = diff_encoded_values(*def, images.size() == 2 ? &before.values : nullptr,
-                                      after.values);
+  auto in_place =
+      diff_encoded_values(*def, images.size() == 2 ? &before.values : nullptr, after.values);
   if (!in_place || *in_place != change.attribute_changes) __builtin_trap();
   change.loop_detection.push_back(change_signature(change, "fuzz"));
   auto back = change_from_json(to_json(change));

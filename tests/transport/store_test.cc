@@ -475,14 +475,10 @@ void with_family(const std::filesystem::path& store_dir, const std::string& fami
   }
   delete raw;
 }
-void with_seen_family(const std::filesystem::path& store_dir, bool writable,
-                      const std::function<void(rocksdb::DB&, rocksdb::ColumnFamilyHandle*)>& use) {
-  with_family(store_dir, "seen", writable, use);
-}
 
 std::vector<std::string> seen_keys(const std::filesystem::path& store_dir) {
   std::vector<std::string> keys;
-  with_seen_family(store_dir, false, [&](rocksdb::DB& db, rocksdb::ColumnFamilyHandle* seen) {
+  with_family(store_dir, "seen", false, [&](rocksdb::DB& db, rocksdb::ColumnFamilyHandle* seen) {
     std::unique_ptr<rocksdb::Iterator> it(db.NewIterator(rocksdb::ReadOptions(), seen));
     for (it->SeekToFirst(); it->Valid(); it->Next()) keys.push_back(it->key().ToString());
   });
@@ -513,11 +509,12 @@ TEST_F(StoreTest, SeenSignaturesAreKeptCompactlyAndThoseOfEarlierBuildsStillCoun
   EXPECT_EQ(keys[1], std::string("s/\x01") + "peer's odd signature");
 
   // What an earlier build wrote: "s/" + the signature's text.
-  with_seen_family(dir_ / "store", true, [&](rocksdb::DB& db, rocksdb::ColumnFamilyHandle* seen) {
-    const std::string now = std::to_string(unix_now());
-    ASSERT_TRUE(db.Put(rocksdb::WriteOptions(), seen, "s/" + old_sig, now).ok());
-    ASSERT_TRUE(db.Put(rocksdb::WriteOptions(), seen, "s/old odd one", now).ok());
-  });
+  with_family(dir_ / "store", "seen", true,
+              [&](rocksdb::DB& db, rocksdb::ColumnFamilyHandle* seen) {
+                const std::string now = std::to_string(unix_now());
+                ASSERT_TRUE(db.Put(rocksdb::WriteOptions(), seen, "s/" + old_sig, now).ok());
+                ASSERT_TRUE(db.Put(rocksdb::WriteOptions(), seen, "s/old odd one", now).ok());
+              });
   reopen();
   EXPECT_TRUE(*store_->any_signature_seen({old_sig}));
   EXPECT_TRUE(*store_->any_signature_seen({"old odd one"}));
@@ -549,9 +546,10 @@ TEST_F(StoreTest, CaptureKeepsNoSignatureAndOwnKeysOfEarlierBuildsArePruned) {
   EXPECT_TRUE(seen_keys(dir_ / "store").empty());
 
   const std::string own = std::string("s/\x02\x14") + "2026-11-28T10:00:01Z" + std::string(32, 'x');
-  with_seen_family(dir_ / "store", true, [&](rocksdb::DB& db, rocksdb::ColumnFamilyHandle* seen) {
-    ASSERT_TRUE(db.Put(rocksdb::WriteOptions(), seen, own, std::to_string(unix_now())).ok());
-  });
+  with_family(
+      dir_ / "store", "seen", true, [&](rocksdb::DB& db, rocksdb::ColumnFamilyHandle* seen) {
+        ASSERT_TRUE(db.Put(rocksdb::WriteOptions(), seen, own, std::to_string(unix_now())).ok());
+      });
   reopen();
   // Were the store taken for one with text keys, a text would be looked up as "s/" + text.
   EXPECT_FALSE(*store_->any_signature_seen({own.substr(2)}));
