@@ -1,7 +1,5 @@
 #include "capture/change_mapper.h"
 
-#include <pthread.h>
-
 #include <cstring>
 
 #include "schemas/crash_point.h"
@@ -92,9 +90,8 @@ std::future<Status> ChangeMapper::Images::commit_in_background(Store& store, Cap
   pending = EncodedImages();
   pending.reserve(in_flight->size());  // the next chunk is likely as big: no rehash as it fills
   batch.shared_images = in_flight;
-  return std::async(std::launch::async, [&store, b = std::move(batch), old = std::move(committed),
-                                         node = sign_as]() mutable {
-    pthread_setname_np(pthread_self(), "cs-commit");
+  return committer->run([&store, b = std::move(batch), old = std::move(committed),
+                         node = sign_as]() mutable {
     old.reset();  // thousands of images: freed here, not on the capturing thread
     if (!node.empty()) sign(b.records, node);
     crash_point("capture.before_commit");
@@ -115,6 +112,8 @@ ChangeMapper::Images ChangeMapper::Images::none() {
 ChangeMapper::Images ChangeMapper::store_images() {
   Images images;
   images.sign_as = o_.node;
+  if (!committer_) committer_ = std::make_unique<CommitThread>("cs-commit");
+  images.committer = committer_.get();
   images.load = [this](const TypeDefinition& def, const std::string& id, std::string& out) {
     return store_.image_encoded(image_key(def.table, id), out);
   };

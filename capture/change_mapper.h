@@ -13,10 +13,12 @@
 #include <functional>
 #include <future>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "capture/commit_thread.h"
 #include "capture/row_mapper.h"
 #include "schemas/db/mariadb.h"
 #include "schemas/db/translator.h"
@@ -93,9 +95,11 @@ class ChangeMapper {
     // record of the batch (the latter on the committing thread, off the capture's path). Empty
     // (replay's own images): map_row signs each record itself.
     std::string sign_as;
+    // Where commit_in_background() runs the commits (store_images(): the mapper's one thread).
+    CommitThread* committer = nullptr;
     // Moves the pending images into `batch`.
     void flush_into(CaptureBatch& batch);
-    // Commits `batch` with the pending images on a thread of its own; the images stay readable
+    // Commits `batch` with the pending images on `committer`'s thread; the images stay readable
     // as in flight until the next call, which must come once this commit is done (the future's
     // result). The crash points capture.before_commit and capture.after_commit fire there.
     std::future<Status> commit_in_background(Store& store, CaptureBatch batch);
@@ -143,6 +147,7 @@ class ChangeMapper {
   Store& store_;
   std::map<std::string, bool> unmapped_tables_;
   std::vector<std::pair<const TypeDefinition*, std::uint64_t>> names_ids_;
+  std::unique_ptr<CommitThread> committer_;  // started by the first store_images()
 };
 
 }  // namespace civishare
