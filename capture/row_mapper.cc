@@ -131,8 +131,10 @@ std::optional<std::vector<AttributeChange>> diff_encoded_values(const TypeDefini
     if (before) {
       if (!ImageView::next_value(old_values, from, old_raw)) return std::nullopt;
       if (old_raw == new_raw) continue;
+      if (out.empty()) out.reserve(4);  // an update changes a few columns, mostly
       out.push_back({column.wire_name(), parse_value(from), parse_value(to)});
     } else if (to != "null") {
+      if (out.empty()) out.reserve(type.columns.size());
       out.push_back({column.wire_name(), std::nullopt, parse_value(to)});
     }
   }
