@@ -108,7 +108,7 @@ struct BinlogSource::Impl {
   std::string committed;        // the cursor's GTID position as stored
   std::int64_t time_noted = 0;  // when kCursorTimeName was last written at the head
   bool had_partial = true;      // a partial marker may be stored (cleared by the next commit)
-  // The batch committed on a thread of its own while the next one is read (one at a time, in
+  // The batch committed on the mapper's commit thread while the next one is read (one at a time, in
   // order), and what the source notes once it is committed.
   struct InFlight {
     std::future<Status> done;
@@ -292,7 +292,7 @@ struct BinlogSource::Impl {
   }
 
   // Commits what the pass has since the last commit with the reader's position (held while
-  // inside a transaction), on a thread of its own once the previous batch is committed; its
+  // inside a transaction), on the mapper's commit thread once the previous batch is committed; its
   // images stay readable to the mapper (Images::in_flight) meanwhile. settle() waits for it.
   Status commit(Reader& r, Pass& pass, bool at_head) {
     if (auto s = settle(); !s) return s;
