@@ -90,15 +90,15 @@ std::future<Status> ChangeMapper::Images::commit_in_background(Store& store, Cap
   pending = EncodedImages();
   pending.reserve(in_flight->size());  // the next chunk is likely as big: no rehash as it fills
   batch.shared_images = in_flight;
-  return committer->run([&store, b = std::move(batch), old = std::move(committed),
-                         node = sign_as]() mutable {
-    old.reset();  // thousands of images: freed here, not on the capturing thread
-    if (!node.empty()) sign(b.records, node);
-    crash_point("capture.before_commit");
-    auto s = store.commit_capture(std::move(b));
-    if (s) crash_point("capture.after_commit");
-    return s;
-  });
+  return committer->run(
+      [&store, b = std::move(batch), old = std::move(committed), node = sign_as]() mutable {
+        old.reset();  // thousands of images: freed here, not on the capturing thread
+        if (!node.empty()) sign(b.records, node);
+        crash_point("capture.before_commit");
+        auto s = store.commit_capture(std::move(b));
+        if (s) crash_point("capture.after_commit");
+        return s;
+      });
 }
 
 ChangeMapper::Images ChangeMapper::Images::none() {
