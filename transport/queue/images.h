@@ -132,8 +132,10 @@ class ImageCache {
   Bucket& bucket_of(std::string_view key) const;
   void remove(Bucket& b, Found f);                           // mu_ held
   void put(std::string_view key, std::string_view encoded);  // mu_ held
+  static constexpr std::size_t kHugePage = 2 << 20;
   Bucket* buckets_ = nullptr;
-  std::size_t count_ = 0;  // buckets
+  std::size_t count_ = 0;   // buckets
+  std::size_t mapped_ = 0;  // bytes mapped for them (whole huge pages)
   mutable std::mutex mu_;
   std::uint64_t epoch_ = 0;
   std::uint64_t random_ = 0x9e3779b97f4a7c15ULL;  // xorshift state for the entry to evict
