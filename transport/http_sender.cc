@@ -152,8 +152,11 @@ Result<std::size_t> HttpSender::send_once() {
 Result<std::size_t> HttpSender::send_batch() {
   auto acked = store_.acked(peer_.name);
   if (!acked) return acked.error();
-  // Read a little more than one batch: entries for other peers are skipped over.
-  auto pending = store_.read_outbox(*acked, options_.max_batch_changes * 2);
+  // Read a little more than one batch: entries for other peers are skipped over (read for their
+  // routing fields only).
+  auto pending =
+      store_.read_outbox(*acked, options_.max_batch_changes * 2,
+                         [&](const OutboxEntry& e) { return peer_gets(peer_, state_.accepts, e); });
   if (!pending) return pending.error();
   if (pending->empty()) return std::size_t{0};
 

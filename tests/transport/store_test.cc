@@ -615,6 +615,32 @@ TEST_F(StoreTest, QueuedChangesReadBackWhateverTheyHoldAndEntriesOfEarlierBuilds
     EXPECT_EQ(routed[i].only_to, want.only_to);
     EXPECT_EQ(routed[i].queued_at, (*out)[i].queued_at);
   }
+  // The sender reads the same way: what it declines comes back with its routing fields only,
+  // what it wants whole, every seq in order either way.
+  for (const std::string& want_type : {rich.change.type, plain.change.type}) {
+    std::vector<std::string> shown;
+    auto read = store_->read_outbox(0, 10, [&](const OutboxEntry& e) {
+      shown.push_back(e.change.type);
+      EXPECT_TRUE(e.change.attribute_changes.empty() && e.change.loop_detection.empty());
+      return e.change.type == want_type;
+    });
+    ASSERT_TRUE(read.ok()) << read.error().message;
+    EXPECT_EQ(shown, (std::vector<std::string>{rich.change.type, plain.change.type}));
+    ASSERT_EQ(read->size(), 2u);
+    for (std::size_t i = 0; i < 2; ++i) {
+      const OutboxEntry& got = (*read)[i];
+      EXPECT_EQ(got.seq, i + 1);
+      EXPECT_EQ(got.change.type, (*out)[i].change.type);
+      EXPECT_EQ(got.came_from, (*out)[i].came_from);
+      EXPECT_EQ(got.only_to, (*out)[i].only_to);
+      if (got.change.type == want_type) {
+        EXPECT_EQ(got.change, (*out)[i].change);
+      } else {
+        EXPECT_TRUE(got.change.attribute_changes.empty());
+        EXPECT_TRUE(got.change.loop_detection.empty());
+      }
+    }
+  }
 
   // Overwrite the two outbox entries as an earlier build (JSON) and as damaged bytes.
   store_.reset();

@@ -637,14 +637,24 @@ Status Store::load_image_names() {
   return ok_status();
 }
 
-Result<std::vector<OutboxEntry>> Store::read_outbox(std::uint64_t after, std::size_t max) {
+Result<std::vector<OutboxEntry>> Store::read_outbox(
+    std::uint64_t after, std::size_t max, const std::function<bool(const OutboxEntry&)>& wanted) {
   std::vector<OutboxEntry> out;
   auto it = iterate(kOutbox);
   const std::uint64_t held = held_from_;
   for (it->Seek(seq_key(kOutbox, after + 1)); it->Valid() && out.size() < max; it->Next()) {
     if (!it->key().starts_with(kOutbox)) break;
-    if (held != 0 && seq_of(it->key()) >= held) break;
-    auto e = decode_entry<OutboxEntry>(seq_of(it->key()), it->value());
+    const std::uint64_t seq = seq_of(it->key());
+    if (held != 0 && seq >= held) break;
+    if (wanted) {
+      auto routing = decode_entry<OutboxEntry>(seq, it->value(), /*routing_only=*/true);
+      if (!routing) return routing.error();
+      if (!wanted(*routing)) {
+        out.push_back(std::move(*routing));
+        continue;
+      }
+    }
+    auto e = decode_entry<OutboxEntry>(seq, it->value());
     if (!e) return e.error();
     out.push_back(std::move(*e));
   }

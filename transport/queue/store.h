@@ -135,8 +135,12 @@ class Store {
   Status prune_row_counts(std::int64_t before_ts);
 
   // Sender side. Entries with seq > after, in order, at most `max`; never a held one (see
-  // CaptureBatch::hold).
-  Result<std::vector<OutboxEntry>> read_outbox(std::uint64_t after, std::size_t max);
+  // CaptureBatch::hold). With `wanted`, each entry is first read for its routing fields only
+  // (as backlog() reads them) and shown to it: one it declines comes back with those fields only
+  // (no context, attributes or signatures decoded), one it wants comes back whole.
+  Result<std::vector<OutboxEntry>> read_outbox(
+      std::uint64_t after, std::size_t max,
+      const std::function<bool(const OutboxEntry&)>& wanted = nullptr);
   Result<std::uint64_t> acked(const std::string& peer);
   Status set_acked(const std::string& peer, std::uint64_t seq);
   std::uint64_t last_outbox_seq() const;
