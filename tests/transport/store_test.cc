@@ -659,6 +659,10 @@ TEST_F(StoreTest, QueuedChangesReadBackWhateverTheyHoldAndEntriesOfEarlierBuilds
   EXPECT_EQ((*old)[0].came_from, "civi2");
   EXPECT_EQ((*old)[0].only_to, "civi3");
   EXPECT_EQ((*old)[0].queued_at, 1700000000);
+  auto old_wanted = store_->read_outbox(0, 1, [](const OutboxEntry&) { return true; });
+  ASSERT_TRUE(old_wanted.ok()) << old_wanted.error().message;
+  ASSERT_EQ(old_wanted->size(), 1u);
+  EXPECT_EQ((*old_wanted)[0].change, rich.change);  // read whole once, as the sender gets it
   auto damaged = store_->read_outbox(1, 1);
   ASSERT_FALSE(damaged.ok());
   EXPECT_NE(damaged.error().message.find("corrupt queue entry 2"), std::string::npos)

@@ -649,7 +649,8 @@ Result<std::vector<OutboxEntry>> Store::read_outbox(
     if (wanted) {
       auto routing = decode_entry<OutboxEntry>(seq, it->value(), /*routing_only=*/true);
       if (!routing) return routing.error();
-      if (!wanted(*routing)) {
+      // An entry of an earlier build (JSON) was read whole already: not parsed a second time.
+      if (!wanted(*routing) || it->value()[0] != kEntryBinary) {
         out.push_back(std::move(*routing));
         continue;
       }
