@@ -72,14 +72,8 @@ std::string ChangeMapper::image_key(const std::string& table, const std::string&
   return table + "/" + id;
 }
 
-namespace {
-void sign(std::vector<OutboxEntry>& records, const std::string& node) {
-  for (auto& r : records) r.change.loop_detection.push_back(change_signature(r.change, node));
-}
-}  // namespace
-
 void ChangeMapper::Images::flush_into(CaptureBatch& batch) {
-  if (!sign_as.empty()) sign(batch.records, sign_as);
+  batch.sign_as = sign_as;
   batch.shared_images = std::make_shared<const EncodedImages>(std::move(pending));
   pending = EncodedImages();
 }
@@ -90,15 +84,14 @@ std::future<Status> ChangeMapper::Images::commit_in_background(Store& store, Cap
   pending = EncodedImages();
   pending.reserve(in_flight->size());  // the next chunk is likely as big: no rehash as it fills
   batch.shared_images = in_flight;
-  return committer->run(
-      [&store, b = std::move(batch), old = std::move(committed), node = sign_as]() mutable {
-        old.reset();  // thousands of images: freed here, not on the capturing thread
-        if (!node.empty()) sign(b.records, node);
-        crash_point("capture.before_commit");
-        auto s = store.commit_capture(std::move(b));
-        if (s) crash_point("capture.after_commit");
-        return s;
-      });
+  batch.sign_as = sign_as;
+  return committer->run([&store, b = std::move(batch), old = std::move(committed)]() mutable {
+    old.reset();  // thousands of images: freed here, not on the capturing thread
+    crash_point("capture.before_commit");
+    auto s = store.commit_capture(std::move(b));
+    if (s) crash_point("capture.after_commit");
+    return s;
+  });
 }
 
 ChangeMapper::Images ChangeMapper::Images::none() {

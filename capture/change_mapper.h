@@ -91,9 +91,9 @@ class ChangeMapper {
     // looked up while mapping it (its parent's).
     std::string previous_scratch, reference_scratch;
     // Non-empty (store_images()): map_row leaves this node's signature (the last of each
-    // record's chain) to the hand-off, flush_into() or commit_in_background(), which signs every
-    // record of the batch (the latter on the committing thread, off the capture's path). Empty
-    // (replay's own images): map_row signs each record itself.
+    // record's chain) to the store: the hand-off, flush_into() or commit_in_background(), sets
+    // the batch's sign_as and the store appends the signature whenever the record is read
+    // (CaptureBatch::sign_as). Empty (replay's own images): map_row signs each record itself.
     std::string sign_as;
     // Where commit_in_background() runs the commits (store_images(): the mapper's one thread).
     CommitThread* committer = nullptr;
@@ -106,7 +106,7 @@ class ChangeMapper {
     // Images that know no entity (load finds nothing): for building one image on its own.
     static Images none();
   };
-  // load = the store's images; records are signed at the hand-off (sign_as = this node).
+  // load = the store's images; records are signed when read from the store (sign_as = this node).
   Images store_images();
   static std::string image_key(const std::string& table, const std::string& id);
 

@@ -673,6 +673,65 @@ TEST_F(StoreTest, QueuedChangesReadBackWhateverTheyHoldAndEntriesOfEarlierBuilds
       << count_damaged.error().message;
 }
 
+// Capture does not store its own signature: a batch committed with sign_as is read back with that
+// node's signature appended to each record's chain (after a chain it carries, as an applied
+// change's echo does), the same on every read and after a reopen, without the 88 characters in
+// the stored bytes. Reading for routing only makes no signature.
+TEST_F(StoreTest, CapturedRecordsAreSignedWhenReadAndTheSignatureIsNotStored) {
+  OutboxEntry fresh = entry("civishare.change.contact.base");
+  fresh.change.loop_detection.clear();
+  fresh.change.attribute_changes = {
+      {"first_name", boost::json::value("Karl"), boost::json::value("Carl")}};
+  OutboxEntry echo = entry("civishare.change.contact.email", "civi2");
+  echo.change.loop_detection = {"c2lnMQ=="};
+  CaptureBatch b;
+  b.records = {fresh, echo};
+  b.sign_as = "civi9";
+  ASSERT_TRUE(store_->commit_capture(std::move(b)));
+  const std::string fresh_sig = change_signature(fresh.change, "civi9");
+  const std::string echo_sig = change_signature(echo.change, "civi9");
+  ASSERT_NE(fresh_sig, echo_sig);
+  for (int round = 0; round < 2; ++round) {
+    auto out = store_->read_outbox(0, 10);
+    ASSERT_TRUE(out.ok()) << out.error().message;
+    ASSERT_EQ(out->size(), 2u);
+    EXPECT_EQ((*out)[0].change.loop_detection, std::vector<std::string>{fresh_sig});
+    EXPECT_EQ((*out)[1].change.loop_detection, (std::vector<std::string>{"c2lnMQ==", echo_sig}));
+    EXPECT_EQ((*out)[0].change.attribute_changes, fresh.change.attribute_changes);
+    std::vector<OutboxEntry> routed;
+    ASSERT_TRUE(store_
+                    ->backlog("civi3", "all",
+                              [&](const OutboxEntry& e) {
+                                routed.push_back(e);
+                                return true;
+                              })
+                    .ok());
+    ASSERT_EQ(routed.size(), 2u);
+    EXPECT_TRUE(routed[0].change.loop_detection.empty());
+    EXPECT_TRUE(routed[1].change.loop_detection.empty());
+    reopen();
+  }
+  store_.reset();
+  std::string stored;
+  with_family(dir_ / "store", "outbox", false,
+              [&](rocksdb::DB& db, rocksdb::ColumnFamilyHandle* h) {
+                ASSERT_TRUE(db.Get(rocksdb::ReadOptions(), h, "o/0000000000000001", &stored).ok());
+              });
+  EXPECT_EQ(stored.find(fresh_sig), std::string::npos);
+  EXPECT_NE(stored.find("civi9"), std::string::npos);  // the signing node instead
+  // Cut before the signing node's name: a damaged entry, not an unsigned change.
+  with_family(dir_ / "store", "outbox", true, [&](rocksdb::DB& db, rocksdb::ColumnFamilyHandle* h) {
+    ASSERT_TRUE(db.Put(rocksdb::WriteOptions(), h, "o/0000000000000001",
+                       stored.substr(0, stored.size() - 6))
+                    .ok());
+  });
+  reopen();
+  auto damaged = store_->read_outbox(0, 1);
+  ASSERT_FALSE(damaged.ok());
+  EXPECT_NE(damaged.error().message.find("corrupt queue entry 1"), std::string::npos)
+      << damaged.error().message;
+}
+
 // Outbox keys are "o/" + the sequence number as 16 lower-case hex digits, as every earlier build
 // wrote them (with printf): entries queued by an older binary are read in order with new ones.
 TEST_F(StoreTest, OutboxKeysAreSixteenLowerCaseHexDigitsAsEarlierBuildsWroteThem) {

@@ -118,12 +118,21 @@ Error storage_error(const rocksdb::Status& s, const std::string& what) {
 // earlier builds wrote ({"change":..,"from":..,"at":..[,"to":..]}, still read): capture writes one
 // per row, so that is half the bytes in the WAL, the memtable, flushes and compactions.
 constexpr char kEntryBinary = '\xb1';
+// The same followed by one more text, a node's name: the entry is read with that node's signature
+// appended to its chain (change_signature of the stored fields, so the same on every read). What
+// capture writes: the signature (88 characters, about a third of a captured record's bytes, and a
+// sha512 of the canonical JSON) is made when the entry is read for a peer, not for every record.
+constexpr char kEntrySignOnRead = '\xb2';
+
+bool binary_entry(std::string_view bytes) {
+  return !bytes.empty() && (bytes.front() == kEntryBinary || bytes.front() == kEntrySignOnRead);
+}
 
 std::string encode_entry(const Change& c, const std::string& came_from, std::int64_t at,
-                         const std::string& only_to = "") {
+                         const std::string& only_to = "", const std::string& sign_as = "") {
   std::string out;
   out.reserve(160 + 40 * c.attribute_changes.size() + 90 * c.loop_detection.size());
-  out.push_back(kEntryBinary);
+  out.push_back(sign_as.empty() ? kEntryBinary : kEntrySignOnRead);
   for (const std::string* t : {&c.id, &c.type, &c.timestamp, &c.entity, &c.entity_reference})
     put_text(out, *t);
   out.push_back(static_cast<char>(c.operation));
@@ -151,6 +160,7 @@ std::string encode_entry(const Change& c, const std::string& came_from, std::int
   put_text(out, came_from);
   put_varint(out, static_cast<std::uint64_t>(std::max<std::int64_t>(at, 0)));
   put_text(out, only_to);
+  if (!sign_as.empty()) put_text(out, sign_as);
   return out;
 }
 
@@ -162,7 +172,7 @@ struct DecodedEntry {
 
 // `routing_only`: the change's id, type, timestamp, entity and reference, came_from, only_to and
 // the time are read; its context, attributes and signatures are checked for their lengths and
-// skipped (what deciding who gets an entry needs: no JSON parsed).
+// skipped (what deciding who gets an entry needs: no JSON parsed, no signature made).
 bool decode_binary_entry(std::string_view bytes, DecodedEntry& e, bool routing_only = false) {
   Reader r{bytes.substr(1)};
   Change& c = e.change;
@@ -208,8 +218,12 @@ bool decode_binary_entry(std::string_view bytes, DecodedEntry& e, bool routing_o
     if (!text(routing_only ? skipped_signature : c.loop_detection[i])) return false;
   }
   std::size_t at = 0;
-  if (!r.text(e.came_from) || !r.varint(at) || !r.text(e.only_to) || !r.in.empty()) return false;
+  if (!r.text(e.came_from) || !r.varint(at) || !r.text(e.only_to)) return false;
+  std::string sign_as;
+  if (bytes.front() == kEntrySignOnRead && (!r.text(sign_as) || sign_as.empty())) return false;
+  if (!r.in.empty()) return false;
   e.at = static_cast<std::int64_t>(at);
+  if (!sign_as.empty() && !routing_only) c.loop_detection.push_back(change_signature(c, sign_as));
   return true;
 }
 
@@ -239,9 +253,8 @@ Result<Entry> decode_entry(std::uint64_t seq, const rocksdb::Slice& value,
   const std::string_view bytes(value.data(), value.size());
   DecodedEntry d;
   std::string why;
-  const bool ok = !bytes.empty() && bytes.front() == kEntryBinary
-                      ? decode_binary_entry(bytes, d, routing_only)
-                      : decode_json_entry(bytes, d, why);
+  const bool ok = binary_entry(bytes) ? decode_binary_entry(bytes, d, routing_only)
+                                      : decode_json_entry(bytes, d, why);
   if (!ok) {
     return make_error(Errc::storage, "corrupt queue entry " + std::to_string(seq) +
                                          (why.empty() ? std::string() : ": " + why));
@@ -512,7 +525,8 @@ Status Store::commit_capture(CaptureBatch batch) {
   for (auto& r : batch.records) {
     r.seq = seq++;
     r.queued_at = now;
-    wb.put(seq_key(kOutbox, r.seq), encode_entry(r.change, r.came_from, r.queued_at, r.only_to));
+    wb.put(seq_key(kOutbox, r.seq),
+           encode_entry(r.change, r.came_from, r.queued_at, r.only_to, batch.sign_as));
   }
   if (seq != next_outbox_) wb.put(std::string("h/") + kOutbox, std::to_string(seq - 1));
   std::uint64_t held = held_from_;
@@ -650,7 +664,7 @@ Result<std::vector<OutboxEntry>> Store::read_outbox(
       auto routing = decode_entry<OutboxEntry>(seq, it->value(), /*routing_only=*/true);
       if (!routing) return routing.error();
       // An entry of an earlier build (JSON) was read whole already: not parsed a second time.
-      if (!wanted(*routing) || it->value()[0] != kEntryBinary) {
+      if (!wanted(*routing) || !binary_entry({it->value().data(), it->value().size()})) {
         out.push_back(std::move(*routing));
         continue;
       }

@@ -71,6 +71,9 @@ struct InboxEntry {
 // What one capture step produces; committed atomically.
 struct CaptureBatch {
   std::vector<OutboxEntry> records;  // seq is assigned by the store
+  // When set, each record is read back (read_outbox, backlog...) with this node's signature
+  // appended to its chain, made from the stored fields on every read instead of being stored.
+  std::string sign_as;
   std::vector<std::pair<std::string, std::optional<EntityImage>>>
       images;  // key -> image (nullopt = erase)
   // More images, already encoded ("" = erase), shared with a capture source that reads them
