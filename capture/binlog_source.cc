@@ -511,7 +511,7 @@ Result<std::vector<Change>> BinlogSource::replay(const std::string& from, const 
   pass.replay = true;
   pass.to = *binlog::parse_gtid_position(*to_pos);
   // `from` values as the binlog had them: the before-image of the row itself.
-  pass.images.load = [&](const TypeDefinition& def, const std::string& id,
+  pass.images.load = [&](const TypeDefinition& def, const std::string& id, const std::string&,
                          std::string& out) -> Result<bool> {
     if (!pass.before || pass.before->type != &def || pass.before->get(def.key) != id) return false;
     auto none = ChangeMapper::Images::none();

@@ -96,7 +96,7 @@ std::future<Status> ChangeMapper::Images::commit_in_background(Store& store, Cap
 
 ChangeMapper::Images ChangeMapper::Images::none() {
   Images images;
-  images.load = [](const TypeDefinition&, const std::string&, std::string&) {
+  images.load = [](const TypeDefinition&, const std::string&, const std::string&, std::string&) {
     return Result<bool>(false);
   };
   return images;
@@ -107,9 +107,8 @@ ChangeMapper::Images ChangeMapper::store_images() {
   images.sign_as = o_.node;
   if (!committer_) committer_ = std::make_unique<CommitThread>("cs-commit");
   images.committer = committer_.get();
-  images.load = [this](const TypeDefinition& def, const std::string& id, std::string& out) {
-    return store_.image_encoded(image_key(def.table, id), out);
-  };
+  images.load = [this](const TypeDefinition&, const std::string&, const std::string& key,
+                       std::string& out) { return store_.image_encoded(key, out); };
   return images;
 }
 
@@ -127,7 +126,7 @@ Result<std::optional<std::string_view>> image(ChangeMapper::Images& images,
     if (auto it = images.in_flight->find(key); it != images.in_flight->end())
       return known(it->second);
   }
-  auto found = images.load(def, id, scratch);
+  auto found = images.load(def, id, key, scratch);
   if (!found) return found.error();
   return *found ? Found(scratch) : Found();
 }

@@ -84,8 +84,10 @@ class ChangeMapper {
     EncodedImages pending;  // "" = erased
     // Images of a batch being committed on another thread: read like pending ones until then.
     std::shared_ptr<const EncodedImages> in_flight;
-    // Loads the stored image of (type, id) into `out` (its storage reused); false: none.
-    std::function<Result<bool>(const TypeDefinition&, const std::string& id, std::string& out)>
+    // Loads the stored image of (type, id) into `out` (its storage reused); false: none. `key`
+    // is image_key(type's table, id), made once per look-up by the caller.
+    std::function<Result<bool>(const TypeDefinition&, const std::string& id, const std::string& key,
+                               std::string& out)>
         load;
     // Where load() puts the images it reads: one for the row's entity, one for the references
     // looked up while mapping it (its parent's).

@@ -478,7 +478,7 @@ Result<std::vector<Change>> LogTableSource::replay(std::int64_t from, std::int64
   std::vector<db::Rows> before_rows;
   before_rows.reserve(4096);
   Images images;
-  images.load = [&](const TypeDefinition& def, const std::string& id,
+  images.load = [&](const TypeDefinition& def, const std::string& id, const std::string&,
                     std::string& out) -> Result<bool> {
     auto rows = db.query("SELECT *, UNIX_TIMESTAMP(log_date) AS civishare_ts FROM " +
                          impl_->log_table(def) + " WHERE " +

@@ -92,9 +92,22 @@ void begin_image(std::string& out, std::uint64_t names_id, std::string_view enti
   put_text(out, parent_reference);
 }
 
+// The tag of one of kShort's texts, kTextTag for any other (compares of a constant length: the
+// compiler turns them into one load each, where a library compare per candidate cost more than
+// the rest of appending a value).
+std::size_t short_tag(std::string_view text) {
+  static_assert(kShort[1] == "null" && kShort[2] == "false" && kShort[3] == "true");
+  if (text.size() == 4) {
+    if (std::memcmp(text.data(), "null", 4) == 0) return 1;
+    if (std::memcmp(text.data(), "true", 4) == 0) return 3;
+  } else if (text.size() == 5 && std::memcmp(text.data(), "false", 5) == 0) {
+    return 2;
+  }
+  return kTextTag;
+}
+
 void append_image_value(std::string& out, std::string_view text) {
-  std::size_t tag = 1;
-  while (tag < kTextTag && text != kShort[tag]) ++tag;
+  const std::size_t tag = short_tag(text);
   if (tag < kTextTag) {
     out.push_back(static_cast<char>(tag));
   } else {
