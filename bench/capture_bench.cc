@@ -60,6 +60,7 @@ int main(int argc, char** argv) {
   const double raw_s = since(t);
   if (rc != 0) return 1;
 
+  std::fprintf(stderr, "capturing...\n");  // (a mark for profilers to attach at)
   const long rss_before = peak_rss_mb();
   const double cpu_before = cpu_seconds();
   const double thread_before = thread_cpu_seconds();

@@ -287,6 +287,10 @@ Status ChangeMapper::map_row(const SourceRow& lr, Images& images, std::vector<Ou
     before.parent_reference = decoded_before->parent_reference;
   }
 
+  // Records that go to the store as they are (store_images(): signed by the store when read):
+  // their attribute changes are handed over encoded, never as JSON values.
+  const bool store_bound = !images.sign_as.empty();
+  EncodedAttributes encoded_attributes;
   Change change;
   change.type = def.type;
   change.entity = def.entity;
@@ -308,7 +312,15 @@ Status ChangeMapper::map_row(const SourceRow& lr, Images& images, std::vector<Ou
     std::optional<std::vector<AttributeChange>> diff;
     std::optional<EntityImage> decoded_after;
     if (ImageView::parse(encoded, after) && !decoded_before) {
-      diff = diff_encoded_values(def, previous ? &before.values : nullptr, after.values);
+      const std::string_view* old_values = previous ? &before.values : nullptr;
+      if (store_bound) {  // the texts as the images hold them, straight into the entry's encoding
+        if (diff_encoded_values(def, old_values, after.values, encoded_attributes))
+          diff.emplace();
+        else
+          encoded_attributes = EncodedAttributes();
+      } else {
+        diff = diff_encoded_values(def, old_values, after.values);
+      }
     }
     if (!diff) {  // another list of names on either side
       auto now = decode(encoded, key);
@@ -327,10 +339,12 @@ Status ChangeMapper::map_row(const SourceRow& lr, Images& images, std::vector<Ou
     // A moved child (merge re-parents emails) must tell peers its new parent.
     const bool reparented = previous && before.parent_reference != after.parent_reference;
     images.pending[key] = encoded;
-    if (change.attribute_changes.empty() && !reparented) return ok_status();
+    if (change.attribute_changes.empty() && encoded_attributes.count == 0 && !reparented)
+      return ok_status();
   }
   change.id = change_id(o_.node, lr.hash());
   OutboxEntry entry;
+  entry.encoded_attributes = std::move(encoded_attributes);
   if (ours && o_.link) {  // our applier's write: carry the chain of the change it applied on
     auto link = o_.link(lr);
     if (!link) return link.error();

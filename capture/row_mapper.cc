@@ -72,18 +72,21 @@ const std::string* find_value(const WireValues& values, const std::string& name,
   return nullptr;
 }
 
-json::value parse_value(std::string_view text) {
-  // What wire_values writes is nearly always a plain scalar: read those directly (a parser per
-  // value costs more than the rest of a diff).
-  if (text == "null") return nullptr;
-  if (text == "true") return true;
-  if (text == "false") return false;
+// What wire_values writes is nearly always a plain scalar, read without a parser: null, true,
+// false, a string of printable ASCII without escapes, an integer of up to 18 digits without a
+// leading zero (as the parser reads it). Such a text is valid JSON as it stands.
+bool plain_scalar(std::string_view text, json::value* out = nullptr) {
+  if (text == "null" || text == "true" || text == "false") {
+    if (out) *out = text == "null" ? json::value(nullptr) : json::value(text == "true");
+    return true;
+  }
   if (text.size() >= 2 && text.front() == '"' && text.back() == '"' &&
       text.find_first_of("\\\"", 1) == text.size() - 1 &&
       std::all_of(text.begin(), text.end(), [](char c) {
         return static_cast<unsigned char>(c) >= 0x20 && static_cast<unsigned char>(c) < 0x80;
-      })) {  // printable ASCII without escapes: valid JSON as it stands
-    return json::string(text.substr(1, text.size() - 2));
+      })) {
+    if (out) *out = json::string(text.substr(1, text.size() - 2));
+    return true;
   }
   const std::size_t digits = !text.empty() && text.front() == '-' ? 1 : 0;
   if (text.size() > digits && text.size() < 19 &&
@@ -91,8 +94,17 @@ json::value parse_value(std::string_view text) {
       (text[digits] != '0' || text == "0")) {  // no leading zero, no -0: as the parser reads it
     std::int64_t n = 0;
     auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
-    if (ec == std::errc() && p == text.data() + text.size()) return n;
+    if (ec == std::errc() && p == text.data() + text.size()) {
+      if (out) *out = n;
+      return true;
+    }
   }
+  return false;
+}
+
+json::value parse_value(std::string_view text) {
+  // A parser per value costs more than the rest of a diff: plain scalars are read directly.
+  if (json::value v; plain_scalar(text, &v)) return v;
   boost::system::error_code ec;
   json::value v = json::parse(text, ec);
   return ec ? json::value(nullptr) : v;
@@ -120,26 +132,64 @@ std::vector<AttributeChange> diff_values(const TypeDefinition& type, const WireV
   return out;
 }
 
+namespace {
+// Walks two images' encoded values column by column and hands each difference to
+// `changed(column, from, to)` (from nullptr for a new entity). False when either is malformed or
+// holds another number of values than the type has columns.
+template <typename Changed>
+bool for_each_encoded_difference(const TypeDefinition& type, const std::string_view* before,
+                                 std::string_view after, Changed&& changed) {
+  std::string_view old_values = before ? *before : std::string_view();
+  std::string_view from, to, old_raw, new_raw;
+  for (const auto& column : type.columns) {
+    if (!ImageView::next_value(after, to, new_raw)) return false;
+    if (before) {
+      if (!ImageView::next_value(old_values, from, old_raw)) return false;
+      if (old_raw == new_raw) continue;
+      changed(column, &from, to);
+    } else if (to != "null") {
+      changed(column, nullptr, to);
+    }
+  }
+  return after.empty() && old_values.empty();
+}
+}  // namespace
+
 std::optional<std::vector<AttributeChange>> diff_encoded_values(const TypeDefinition& type,
                                                                 const std::string_view* before,
                                                                 std::string_view after) {
   std::vector<AttributeChange> out;
-  std::string_view old_values = before ? *before : std::string_view();
-  std::string_view from, to, old_raw, new_raw;
-  for (const auto& column : type.columns) {
-    if (!ImageView::next_value(after, to, new_raw)) return std::nullopt;
-    if (before) {
-      if (!ImageView::next_value(old_values, from, old_raw)) return std::nullopt;
-      if (old_raw == new_raw) continue;
-      if (out.empty()) out.reserve(4);  // an update changes a few columns, mostly
-      out.push_back({column.wire_name(), parse_value(from), parse_value(to)});
-    } else if (to != "null") {
-      if (out.empty()) out.reserve(type.columns.size());
-      out.push_back({column.wire_name(), std::nullopt, parse_value(to)});
-    }
-  }
-  if (!after.empty() || !old_values.empty()) return std::nullopt;
+  const bool ok = for_each_encoded_difference(
+      type, before, after,
+      [&](const ColumnDefinition& column, const std::string_view* from, std::string_view to) {
+        // An update changes a few columns, mostly; a new entity has most of them.
+        if (out.empty()) out.reserve(before ? 4 : type.columns.size());
+        out.push_back({column.wire_name(),
+                       from ? std::optional<json::value>(parse_value(*from)) : std::nullopt,
+                       parse_value(to)});
+      });
+  if (!ok) return std::nullopt;
   return out;
+}
+
+bool diff_encoded_values(const TypeDefinition& type, const std::string_view* before,
+                         std::string_view after, EncodedAttributes& out) {
+  return for_each_encoded_difference(
+      type, before, after,
+      [&](const ColumnDefinition& column, const std::string_view* from, std::string_view to) {
+        // A plain scalar as it stands; anything else as parse_value reads it (a text that is not
+        // JSON becomes null, as in the decoded diff), so the entry always reads back.
+        static thread_local std::string from_text, to_text;
+        auto stored = [](std::string_view text, std::string& scratch) {
+          if (plain_scalar(text)) return text;
+          scratch.clear();
+          append_json(scratch, parse_value(text));
+          return std::string_view(scratch);
+        };
+        std::string_view stored_from;
+        if (from) stored_from = stored(*from, from_text);
+        out.add(column.wire_name(), from ? &stored_from : nullptr, stored(to, to_text));
+      });
 }
 
 }  // namespace civishare

@@ -17,6 +17,7 @@
 #include "schemas/db/mariadb.h"
 #include "schemas/result.h"
 #include "schemas/type_definition.h"
+#include "transport/queue/store.h"
 
 namespace civishare {
 
@@ -101,5 +102,10 @@ std::vector<AttributeChange> diff_values(const TypeDefinition& type, const WireV
 std::optional<std::vector<AttributeChange>> diff_encoded_values(const TypeDefinition& type,
                                                                 const std::string_view* before,
                                                                 std::string_view after);
+// The same written into `out` in the store's encoding (the values' JSON texts as the images hold
+// them, not parsed: what capture hands the store). False where the above gives nullopt (`out` may
+// then hold part of the changes).
+bool diff_encoded_values(const TypeDefinition& type, const std::string_view* before,
+                         std::string_view after, EncodedAttributes& out);
 
 }  // namespace civishare

@@ -5,41 +5,47 @@
 
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
+#include <filesystem>
 #include <random>
 
 #include "transport/queue/images.h"
+#include "transport/queue/store.h"
 
 namespace civishare {
 namespace {
+
+// Value texts of every kind: plain scalars, what only a parser reads, what is not JSON at all.
+const std::vector<std::string> kValueTexts = {"true",
+                                              "false",
+                                              "0",
+                                              "-0",
+                                              "007",
+                                              "123",
+                                              "-45",
+                                              "9223372036854775807",
+                                              "12345678901234567890",
+                                              "1.5",
+                                              "1e3",
+                                              "-",
+                                              "--1",
+                                              "\"abc\"",
+                                              "\"\"",
+                                              "\"a\\\"b\"",
+                                              "\"caf\xc3\xa9\"",
+                                              "\"\xff\"",
+                                              "\"tab\there\"",
+                                              "\"open",
+                                              "[1]",
+                                              "{\"a\":1}",
+                                              "nul"};
 
 TEST(RowMapper, DiffReadsEveryValueTextAsAJsonParserDoes) {
   const TypeDefinition* def = TypeRegistry::builtin().find("civishare.change.contact.base");
   ASSERT_NE(def, nullptr);
   const std::string name = def->columns.front().wire_name();
-  const std::vector<std::string> texts = {"true",
-                                          "false",
-                                          "0",
-                                          "-0",
-                                          "007",
-                                          "123",
-                                          "-45",
-                                          "9223372036854775807",
-                                          "12345678901234567890",
-                                          "1.5",
-                                          "1e3",
-                                          "-",
-                                          "--1",
-                                          "\"abc\"",
-                                          "\"\"",
-                                          "\"a\\\"b\"",
-                                          "\"caf\xc3\xa9\"",
-                                          "\"\xff\"",
-                                          "\"tab\there\"",
-                                          "\"open",
-                                          "[1]",
-                                          "{\"a\":1}",
-                                          "nul"};
-  for (const auto& text : texts) {
+  for (const auto& text : kValueTexts) {
     boost::system::error_code ec;
     boost::json::value want = boost::json::parse(text, ec);
     if (ec) want = nullptr;
@@ -54,6 +60,58 @@ TEST(RowMapper, DiffReadsEveryValueTextAsAJsonParserDoes) {
     ASSERT_EQ(back.size(), 1u) << text;
     EXPECT_EQ(back[0].from, want) << text;
   }
+}
+
+// Capture hands the store its attribute changes encoded (EncodedAttributes: the images' value
+// texts, not parsed): read back from the store they are exactly the changes the decoded diff
+// finds, whatever each text is (a text that is not JSON is null there as well, and never makes
+// the entry unreadable).
+TEST(RowMapper, EncodedChangesReadBackFromTheStoreAsTheDecodedDiff) {
+  const TypeDefinition* def = TypeRegistry::builtin().find("civishare.change.contact.base");
+  ASSERT_NE(def, nullptr);
+  const auto dir = std::filesystem::temp_directory_path() /
+                   ("civishare-rowmapper-" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  auto store = Store::open(dir.string());
+  ASSERT_TRUE(store.ok()) << store.error().message;
+  auto image = [&](const std::string& text) {
+    WireValues v;
+    for (const auto& c : def->columns) v.emplace_back(c.wire_name(), "null");
+    v.front().second = text;
+    v.back().second = "\"x\"";
+    std::string out;
+    begin_image(out, 42, "civi1-1", "");
+    for (const auto& [name, t] : v) append_image_value(out, t);
+    return std::make_pair(v, out);
+  };
+  const auto [plain, plain_bytes] = image("null");
+  ImageView pv;
+  ASSERT_TRUE(ImageView::parse(plain_bytes, pv));
+  std::vector<std::vector<AttributeChange>> want;
+  CaptureBatch batch;
+  for (const auto& text : kValueTexts) {
+    const auto [values, bytes] = image(text);
+    ImageView v;
+    ASSERT_TRUE(ImageView::parse(bytes, v));
+    for (bool update : {true, false}) {
+      OutboxEntry e;
+      e.change.id = "civi1-" + std::to_string(batch.records.size());
+      ASSERT_TRUE(
+          diff_encoded_values(*def, update ? &pv.values : nullptr, v.values, e.encoded_attributes))
+          << text;
+      want.push_back(diff_values(*def, update ? &plain : nullptr, values));
+      batch.records.push_back(std::move(e));
+    }
+  }
+  ASSERT_TRUE((*store)->commit_capture(std::move(batch)));
+  auto back = (*store)->read_outbox(0, 1000);
+  ASSERT_TRUE(back.ok()) << back.error().message;
+  ASSERT_EQ(back->size(), want.size());
+  for (std::size_t i = 0; i < want.size(); ++i)
+    EXPECT_EQ((*back)[i].change.attribute_changes, want[i]) << kValueTexts[i / 2];
+  store->reset();
+  std::filesystem::remove_all(dir);
 }
 
 // Capture compares images in their encoded form (ImageView) without decoding them: it must find

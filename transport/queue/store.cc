@@ -128,10 +128,25 @@ bool binary_entry(std::string_view bytes) {
   return !bytes.empty() && (bytes.front() == kEntryBinary || bytes.front() == kEntrySignOnRead);
 }
 
+}  // namespace
+
+void EncodedAttributes::add(std::string_view name, const std::string_view* from,
+                            std::string_view to) {  // as encode_entry writes an AttributeChange
+  put_text(bytes, name);
+  bytes.push_back(from ? '\x01' : '\x00');
+  if (from) put_text(bytes, *from);
+  put_text(bytes, to);
+  ++count;
+}
+
+namespace {
+
 std::string encode_entry(const Change& c, const std::string& came_from, std::int64_t at,
-                         const std::string& only_to = "", const std::string& sign_as = "") {
+                         const std::string& only_to = "", const std::string& sign_as = "",
+                         const EncodedAttributes* encoded = nullptr) {
   std::string out;
-  out.reserve(160 + 40 * c.attribute_changes.size() + 90 * c.loop_detection.size());
+  out.reserve(160 + 40 * c.attribute_changes.size() + 90 * c.loop_detection.size() +
+              (encoded ? encoded->bytes.size() : 0));
   out.push_back(sign_as.empty() ? kEntryBinary : kEntrySignOnRead);
   for (const std::string* t : {&c.id, &c.type, &c.timestamp, &c.entity, &c.entity_reference})
     put_text(out, *t);
@@ -141,7 +156,8 @@ std::string encode_entry(const Change& c, const std::string& came_from, std::int
     put_text(out, k);
     put_text(out, v);
   }
-  put_varint(out, c.attribute_changes.size());
+  put_varint(out, c.attribute_changes.size() + (encoded ? encoded->count : 0));
+  if (encoded) out.append(encoded->bytes);
   static thread_local std::string json;
   for (const auto& a : c.attribute_changes) {
     put_text(out, a.name);
@@ -525,8 +541,8 @@ Status Store::commit_capture(CaptureBatch batch) {
   for (auto& r : batch.records) {
     r.seq = seq++;
     r.queued_at = now;
-    wb.put(seq_key(kOutbox, r.seq),
-           encode_entry(r.change, r.came_from, r.queued_at, r.only_to, batch.sign_as));
+    wb.put(seq_key(kOutbox, r.seq), encode_entry(r.change, r.came_from, r.queued_at, r.only_to,
+                                                 batch.sign_as, &r.encoded_attributes));
   }
   if (seq != next_outbox_) wb.put(std::string("h/") + kOutbox, std::to_string(seq - 1));
   std::uint64_t held = held_from_;

@@ -37,12 +37,27 @@ struct WriteOptions;
 
 namespace civishare {
 
+// Attribute changes written straight in the queue's encoding of an entry (capture's hot path):
+// the values are the JSON texts the entity images hold, never parsed into JSON values on the way
+// to the store. Read back, they are the entry's change.attribute_changes.
+struct EncodedAttributes {
+  std::size_t count = 0;
+  std::string bytes;
+  // `from` nullptr: absent (the entity is new). Texts must be JSON (reading the entry parses
+  // them).
+  void add(std::string_view name, const std::string_view* from, std::string_view to);
+};
+
 struct OutboxEntry {
   std::uint64_t seq = 0;
   Change change;
   std::string came_from;       // peer this change arrived from (never sent back there), or ""
   std::int64_t queued_at = 0;  // unix seconds when it entered the outbox (set by the store)
   std::string only_to;         // when set, only this peer gets it (snapshot --peer)
+  // Capture only, before the commit: attribute changes in the store's encoding, stored before
+  // those in change.attribute_changes (which capture then leaves empty). Never set on what the
+  // store reads back.
+  EncodedAttributes encoded_attributes;
 };
 
 // What the sender last learnt about a peer; written by the daemon, read by `civishare status`.
