@@ -89,9 +89,9 @@ int main(int argc, char** argv) {
                              {"last_name", boost::json::value("Müller"),
                               boost::json::value("Müller-" + std::to_string(i))},
                              {"job_title", std::nullopt, boost::json::value("Treasurer")}};
-      c.loop_detection = {change_signature(c, "civi1")};
       batch.records.push_back(OutboxEntry{0, std::move(c), "", 0});
     }
+    batch.sign_as = "civi1";  // as capture queues them: signed by the store when the sender reads
     if (auto s = a->commit_capture(std::move(batch)); !s) {
       std::fprintf(stderr, "%s\n", s.error().message.c_str());
       return 1;
