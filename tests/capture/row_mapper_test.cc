@@ -73,6 +73,10 @@ TEST(RowMapper, EncodedChangesReadBackFromTheStoreAsTheDecodedDiff) {
                    ("civishare-rowmapper-" + std::to_string(::getpid()));
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
+  struct RemoveOnExit {  // also when an assertion returns early
+    std::filesystem::path dir;
+    ~RemoveOnExit() { std::filesystem::remove_all(dir); }
+  } remove_on_exit{dir};
   auto store = Store::open(dir.string());
   ASSERT_TRUE(store.ok()) << store.error().message;
   auto image = [&](const std::string& text) {
@@ -111,7 +115,6 @@ TEST(RowMapper, EncodedChangesReadBackFromTheStoreAsTheDecodedDiff) {
   for (std::size_t i = 0; i < want.size(); ++i)
     EXPECT_EQ((*back)[i].change.attribute_changes, want[i]) << kValueTexts[i / 2];
   store->reset();
-  std::filesystem::remove_all(dir);
 }
 
 // Capture compares images in their encoded form (ImageView) without decoding them: it must find
