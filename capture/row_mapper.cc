@@ -5,6 +5,7 @@
 
 #include "schemas/canonical_json.h"
 #include "transport/queue/images.h"
+#include "transport/queue/store.h"
 
 namespace civishare {
 namespace json = boost::json;

@@ -17,9 +17,10 @@
 #include "schemas/db/mariadb.h"
 #include "schemas/result.h"
 #include "schemas/type_definition.h"
-#include "transport/queue/store.h"
 
 namespace civishare {
+
+struct EncodedAttributes;  // transport/queue/store.h
 
 // Column name -> position, built once per result: rows are read by name, so a column CiviCRM
 // adds to a log table later (after log_action) does not move anything. Not thread-safe (it

@@ -128,14 +128,21 @@ bool binary_entry(std::string_view bytes) {
   return !bytes.empty() && (bytes.front() == kEntryBinary || bytes.front() == kEntrySignOnRead);
 }
 
+// One attribute change of an entry: its name, a byte 1 when `from` is there (nullptr: absent),
+// `from` and `to` as JSON texts.
+void put_attribute(std::string& out, std::string_view name, const std::string_view* from,
+                   std::string_view to) {
+  put_text(out, name);
+  out.push_back(from ? '\x01' : '\x00');
+  if (from) put_text(out, *from);
+  put_text(out, to);
+}
+
 }  // namespace
 
 void EncodedAttributes::add(std::string_view name, const std::string_view* from,
-                            std::string_view to) {  // as encode_entry writes an AttributeChange
-  put_text(bytes, name);
-  bytes.push_back(from ? '\x01' : '\x00');
-  if (from) put_text(bytes, *from);
-  put_text(bytes, to);
+                            std::string_view to) {
+  put_attribute(bytes, name, from, to);
   ++count;
 }
 
@@ -158,18 +165,17 @@ std::string encode_entry(const Change& c, const std::string& came_from, std::int
   }
   put_varint(out, c.attribute_changes.size() + (encoded ? encoded->count : 0));
   if (encoded) out.append(encoded->bytes);
-  static thread_local std::string json;
+  static thread_local std::string from_json, to_json;
   for (const auto& a : c.attribute_changes) {
-    put_text(out, a.name);
-    out.push_back(a.from ? '\x01' : '\x00');
+    std::string_view from;
     if (a.from) {
-      json.clear();
-      append_json(json, *a.from);
-      put_text(out, json);
+      from_json.clear();
+      append_json(from_json, *a.from);
+      from = from_json;
     }
-    json.clear();
-    append_json(json, a.to);
-    put_text(out, json);
+    to_json.clear();
+    append_json(to_json, a.to);
+    put_attribute(out, a.name, a.from ? &from : nullptr, to_json);
   }
   put_varint(out, c.loop_detection.size());
   for (const auto& sig : c.loop_detection) put_text(out, sig);
