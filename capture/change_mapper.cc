@@ -9,23 +9,36 @@
 
 namespace civishare {
 
-const std::string& SourceRow::raw_hash() const {
-  if (digest_.empty()) {
-    // One buffer per thread: a log row of CiviCRM's contact table is about a kilobyte of text.
-    static thread_local std::string text;
-    text = type->table;
-    for (const auto& c : *row) {
-      text += '\x1f';
-      if (c)
-        text += *c;
-      else
-        text += '\x1e';
-    }
-    if (!salt.empty()) text += '\x1d' + salt;
-    digest_ = sha512(text);
+namespace {
+// The text a row's hash covers: the table, every cell, the salt. One buffer per thread: a log row
+// of CiviCRM's contact table is about a kilobyte of text.
+const std::string& row_text(const SourceRow& row) {
+  static thread_local std::string text;
+  text = row.type->table;
+  for (const auto& c : *row.row) {
+    text += '\x1f';
+    if (c)
+      text += *c;
+    else
+      text += '\x1e';
   }
+  if (!row.salt.empty()) text += '\x1d' + row.salt;
+  return text;
+}
+
+std::uint64_t little_endian64(const std::string& bytes) {
+  std::uint64_t h = 0;
+  for (int i = 0; i < 8; ++i) h |= std::uint64_t{static_cast<unsigned char>(bytes[i])} << (8 * i);
+  return h;
+}
+}  // namespace
+
+const std::string& SourceRow::raw_hash() const {
+  if (digest_.empty()) digest_ = sha256(row_text(*this));
   return digest_;
 }
+
+std::uint64_t SourceRow::legacy_hash64() const { return little_endian64(sha512(row_text(*this))); }
 
 std::string SourceRow::hash() const {
   static const char* digits = "0123456789abcdef";
@@ -37,12 +50,7 @@ std::string SourceRow::hash() const {
   return out;
 }
 
-std::uint64_t SourceRow::hash64() const {
-  std::uint64_t h = 0;
-  for (int i = 0; i < 8; ++i)
-    h |= std::uint64_t{static_cast<unsigned char>(raw_hash()[i])} << (8 * i);
-  return h;
-}
+std::uint64_t SourceRow::hash64() const { return little_endian64(raw_hash()); }
 
 std::optional<Echo> applied_echo(const db::Cell& change_id, const db::Cell& timestamp,
                                  const db::Cell& came_from, const db::Cell& chain) {

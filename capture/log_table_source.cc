@@ -244,21 +244,29 @@ struct LogTableSource::Impl {
     bool refreshed = false;  // the mapper's idmap summary, fetched once rows come (not when idle)
     // What earlier scans counted, per second, loaded when first needed. Rows come roughly in
     // log_date order, so a few seconds are kept; one needed again is loaded again.
-    std::map<std::int64_t, std::unordered_map<std::uint64_t, std::uint32_t>> loaded;
-    auto stored_counts =
-        [&](std::int64_t ts) -> Result<const std::unordered_map<std::uint64_t, std::uint32_t>*> {
+    std::map<std::int64_t, Store::RowCounts> loaded;
+    auto stored_counts = [&](std::int64_t ts) -> Result<const Store::RowCounts*> {
       if (auto it = loaded.find(ts); it != loaded.end()) return &it->second;
       auto counts = store.row_counts(ts);
       if (!counts) return counts.error();
       if (loaded.size() >= 16) loaded.erase(loaded.begin());
       return &(loaded[ts] = std::move(*counts));
     };
-    auto stored_count = [&](std::int64_t ts, std::uint64_t hash) -> Result<std::uint32_t> {
-      if (!resuming && ts >= new_from) return std::uint32_t{0};
-      auto counts = stored_counts(ts);
+    // How many rows like `row` (`hash`: its hash64) earlier scans counted. Counts written by
+    // builds that hashed rows with sha512 are found by the row's sha512, made only for a second
+    // that has such counts (an upgrade's first trailing re-read).
+    auto stored_count = [&](const LogRow& row, std::uint64_t hash) -> Result<std::uint32_t> {
+      if (!resuming && row.ts >= new_from) return std::uint32_t{0};
+      auto counts = stored_counts(row.ts);
       if (!counts) return counts.error();
-      auto it = (*counts)->find(hash);
-      return it == (*counts)->end() ? std::uint32_t{0} : it->second;
+      const Store::RowCounts& c = **counts;
+      std::uint32_t n = 0;
+      if (auto it = c.by_hash.find(hash); it != c.by_hash.end()) n = it->second;
+      if (!c.legacy.empty()) {
+        if (auto it = c.legacy.find(row.legacy_hash64()); it != c.legacy.end())
+          n = std::max(n, it->second);
+      }
+      return n;
     };
     // Chunks are committed on a thread of their own while the next one is mapped, in order, one
     // in flight; their images stay readable (Images::in_flight) until committed.
@@ -307,7 +315,7 @@ struct LogTableSource::Impl {
                            LogRow& lr = *made;
                            const std::uint64_t hash = lr.hash64();
                            auto counted = tally.add(
-                               hash, [&](std::uint64_t h) { return stored_count(lr.ts, h); });
+                               hash, [&](std::uint64_t h) { return stored_count(lr, h); });
                            if (!counted) return counted.error();
                            if (counted->occurrences <= counted->stored)
                              return ok_status();  // seen before

@@ -10,24 +10,37 @@
 
 namespace civishare {
 
-std::string sha512(std::string_view data) {
-  // Fetched once: OpenSSL 3's one-shot SHA512() looks the algorithm up on every call, which
-  // costs as much as hashing a change. One context per thread, reused: EVP_Digest would allocate
-  // and free one per call (a fifth of the cost of hashing a change).
-  static EVP_MD* const md = EVP_MD_fetch(nullptr, "SHA512", nullptr);
+namespace {
+// One digest with `md` (fetched once by the caller: OpenSSL 3's one-shot SHA512() looks the
+// algorithm up on every call, which costs as much as hashing a change). One context per thread,
+// reused: EVP_Digest would allocate and free one per call (a fifth of the cost of hashing a
+// change).
+template <typename OneShot>
+std::string digest(const EVP_MD* md, std::size_t size, std::string_view data, OneShot one_shot) {
   struct Context {
     EVP_MD_CTX* ctx = EVP_MD_CTX_new();
     ~Context() { EVP_MD_CTX_free(ctx); }
   };
   thread_local Context c;
-  std::string out(SHA512_DIGEST_LENGTH, '\0');
-  auto* digest = reinterpret_cast<unsigned char*>(out.data());
+  std::string out(size, '\0');
+  auto* bytes = reinterpret_cast<unsigned char*>(out.data());
   if (!md || !c.ctx || !EVP_DigestInit_ex2(c.ctx, md, nullptr) ||
       !EVP_DigestUpdate(c.ctx, data.data(), data.size()) ||
-      !EVP_DigestFinal_ex(c.ctx, digest, nullptr)) {
-    SHA512(reinterpret_cast<const unsigned char*>(data.data()), data.size(), digest);
+      !EVP_DigestFinal_ex(c.ctx, bytes, nullptr)) {
+    one_shot(reinterpret_cast<const unsigned char*>(data.data()), data.size(), bytes);
   }
   return out;
+}
+}  // namespace
+
+std::string sha512(std::string_view data) {
+  static EVP_MD* const md = EVP_MD_fetch(nullptr, "SHA512", nullptr);
+  return digest(md, SHA512_DIGEST_LENGTH, data, SHA512);
+}
+
+std::string sha256(std::string_view data) {
+  static EVP_MD* const md = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+  return digest(md, SHA256_DIGEST_LENGTH, data, SHA256);
 }
 
 std::string hmac_sha256(std::string_view key, std::string_view data) {

@@ -65,11 +65,14 @@ TEST_F(StoreTest, RecordsAndCursorCommitTogetherAndSurviveAReopen) {
 }
 
 // Log-table capture's row counts: absolute counts per second and row hash, one key per second and
-// batch; the latest (highest) count wins, older one-key-per-row entries are still read, and
-// pruning drops whole seconds.
+// batch; the latest (highest) count wins, the counts of earlier builds (rows hashed with sha512:
+// one key per row, then one per second and batch) are still read, apart, and pruning drops whole
+// seconds.
 TEST_F(StoreTest, RowCountsAddUpAcrossBatchesAndReopensAndOlderKeysStillCount) {
+  using Counts = std::unordered_map<std::uint64_t, std::uint32_t>;
   store_.reset();
-  {  // what earlier builds wrote: r/<16 hex second>/<24 hex of the row sha512> -> "count"
+  {  // what earlier builds wrote: r/<16 hex second>/<24 hex of the row sha512> -> "count", and
+     // r/<16 hex second>/#<8 hex n> -> (8-byte hash, 4-byte count)...
     std::filesystem::remove_all(dir_ / "store");  // a store of an earlier build: one family
     rocksdb::DB* raw = nullptr;
     rocksdb::Options o;
@@ -77,6 +80,8 @@ TEST_F(StoreTest, RowCountsAddUpAcrossBatchesAndReopensAndOlderKeysStillCount) {
     ASSERT_TRUE(rocksdb::DB::Open(o, (dir_ / "store").string(), &raw).ok());
     ASSERT_TRUE(
         raw->Put(rocksdb::WriteOptions(), "r/0000000000000064/0a0b0c0d0e0f1011aabbccdd", "3").ok());
+    const std::string entry("\x07\0\0\0\0\0\0\0\x05\0\0\0", 12);  // hash 7, count 5
+    ASSERT_TRUE(raw->Put(rocksdb::WriteOptions(), "r/0000000000000064/#00000000", entry).ok());
     delete raw;
   }
   reopen();
@@ -91,13 +96,15 @@ TEST_F(StoreTest, RowCountsAddUpAcrossBatchesAndReopensAndOlderKeysStillCount) {
   reopen();
   auto at100 = store_->row_counts(100);
   ASSERT_TRUE(at100.ok()) << at100.error().message;
-  EXPECT_EQ(*at100,
-            (std::unordered_map<std::uint64_t, std::uint32_t>{{7, 1}, {8, 3}, {legacy, 4}}));
-  EXPECT_EQ(*store_->row_counts(101), (std::unordered_map<std::uint64_t, std::uint32_t>{{7, 1}}));
+  // A legacy hash and a current one are different hashes of rows: never mixed up.
+  EXPECT_EQ(at100->by_hash, (Counts{{7, 1}, {8, 3}, {legacy, 4}}));
+  EXPECT_EQ(at100->legacy, (Counts{{legacy, 3}, {7, 5}}));
+  EXPECT_EQ(store_->row_counts(101)->by_hash, (Counts{{7, 1}}));
+  EXPECT_TRUE(store_->row_counts(101)->legacy.empty());
   EXPECT_TRUE(store_->row_counts(102)->empty());
   ASSERT_TRUE(store_->prune_row_counts(101));
   EXPECT_TRUE(store_->row_counts(100)->empty());
-  EXPECT_EQ(store_->row_counts(101)->size(), 1u);
+  EXPECT_EQ(store_->row_counts(101)->by_hash.size(), 1u);
 }
 
 // Entity images keep every value's JSON text byte for byte (quotes, control characters, UTF-8,
@@ -825,7 +832,7 @@ TEST_F(StoreTest, AStoreOfAnEarlierBuildWithOneColumnFamilyMovesWholeIntoTheFami
     EXPECT_FALSE(*s.any_signature_seen({"sig-t4"}));
     EXPECT_EQ(*s.cursor("log_tables"), std::optional<std::string>("lt1:100"));
     EXPECT_EQ(*s.acked("p"), 1u);
-    EXPECT_EQ(s.row_counts(100)->size(), 1u);
+    EXPECT_EQ(s.row_counts(100)->by_hash.size(), 1u);
   };
   {
     auto ro = Store::open_read_only(dir_.string());

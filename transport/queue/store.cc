@@ -293,10 +293,13 @@ Result<Entry> decode_entry(std::uint64_t seq, const rocksdb::Slice& value,
   return e;
 }
 
-// Row counts of one second live under "r/<16 hex ts>/": one key "#<8 hex n>" per batch that saw
+// Row counts of one second live under "r/<16 hex ts>/": one key "+<8 hex n>" per batch that saw
 // rows of that second, holding 12 bytes per distinct row (the row hash and the absolute count,
-// little-endian), n counting up per second. Keys "<24 hex>" (one per row, the row sha512's first
-// 12 bytes, the count in decimal) were written by earlier builds and are still read.
+// little-endian), n counting up per second. Earlier builds hashed rows with sha512 and wrote keys
+// "#<8 hex n>" (the same layout) and before that "<24 hex>" (one per row, the hash's first 12
+// bytes, the count in decimal): both are still read, as RowCounts::legacy.
+constexpr char kRowCountsKey = '+';
+constexpr char kLegacyRowCountsKey = '#';
 std::string row_prefix(std::int64_t log_ts) {
   char buf[24];
   std::snprintf(buf, sizeof buf, "%016" PRIx64 "/", static_cast<std::uint64_t>(log_ts));
@@ -992,7 +995,7 @@ Result<std::uint64_t> Store::prune(const std::vector<std::string>& peers, std::i
 namespace civishare {
 
 Result<std::string> Store::next_row_counts_key(std::int64_t log_ts) {
-  const std::string prefix = row_prefix(log_ts) + "#";
+  const std::string prefix = row_prefix(log_ts) + kRowCountsKey;
   auto it = iterate(prefix);
   it->SeekForPrev(prefix + "\xff");
   std::uint32_t n = 0;
@@ -1007,10 +1010,11 @@ Result<std::string> Store::next_row_counts_key(std::int64_t log_ts) {
   return prefix + buf;
 }
 
-Result<std::unordered_map<std::uint64_t, std::uint32_t>> Store::row_counts(std::int64_t log_ts) {
-  std::unordered_map<std::uint64_t, std::uint32_t> counts;
-  auto note = [&](std::uint64_t hash, std::uint32_t count) {
-    auto& c = counts[hash];
+Result<Store::RowCounts> Store::row_counts(std::int64_t log_ts) {
+  RowCounts counts;
+  auto note = [](std::unordered_map<std::uint64_t, std::uint32_t>& in, std::uint64_t hash,
+                 std::uint32_t count) {
+    auto& c = in[hash];
     c = std::max(c, count);  // counts are absolute: the highest is the latest
   };
   const std::string prefix = row_prefix(log_ts);
@@ -1018,7 +1022,8 @@ Result<std::unordered_map<std::uint64_t, std::uint32_t>> Store::row_counts(std::
   for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
     const std::string_view name(it->key().data() + prefix.size(), it->key().size() - prefix.size());
     const std::string_view v(it->value().data(), it->value().size());
-    if (name.starts_with("#")) {
+    if (!name.empty() && (name[0] == kRowCountsKey || name[0] == kLegacyRowCountsKey)) {
+      auto& in = name[0] == kRowCountsKey ? counts.by_hash : counts.legacy;
       if (v.size() % 12 != 0) return make_error(Errc::storage, "corrupt row counts " + prefix);
       for (std::size_t at = 0; at < v.size(); at += 12) {
         std::uint64_t hash = 0;
@@ -1027,7 +1032,7 @@ Result<std::unordered_map<std::uint64_t, std::uint32_t>> Store::row_counts(std::
           hash |= std::uint64_t{static_cast<unsigned char>(v[at + i])} << (8 * i);
         for (int i = 0; i < 4; ++i)
           count |= std::uint32_t{static_cast<unsigned char>(v[at + 8 + i])} << (8 * i);
-        note(hash, count);
+        note(in, hash, count);
       }
     } else if (name.size() >= 16) {  // the older one-key-per-row form
       unsigned char bytes[8];
@@ -1040,7 +1045,8 @@ Result<std::unordered_map<std::uint64_t, std::uint32_t>> Store::row_counts(std::
       std::uint64_t hash = 0;
       for (int i = 0; i < 8; ++i) hash |= std::uint64_t{bytes[i]} << (8 * i);
       if (valid)
-        note(hash, static_cast<std::uint32_t>(std::strtoul(std::string(v).c_str(), nullptr, 10)));
+        note(counts.legacy, hash,
+             static_cast<std::uint32_t>(std::strtoul(std::string(v).c_str(), nullptr, 10)));
     }
   }
   if (!it->status().ok()) return storage_error(it->status(), "reading row counts");

@@ -148,7 +148,13 @@ class Store {
   // The image cache's bound: about 170,000 contact images of 140 bytes.
   static constexpr std::size_t kImageCacheBytes = 24 << 20;
   // For log rows stamped `log_ts`: row hash -> how many identical rows capture has seen.
-  Result<std::unordered_map<std::uint64_t, std::uint32_t>> row_counts(std::int64_t log_ts);
+  struct RowCounts {
+    std::unordered_map<std::uint64_t, std::uint32_t> by_hash;  // SourceRow::hash64 (sha256)
+    // What builds before 2026-12-08 counted, by their row hash (SourceRow::legacy_hash64, sha512).
+    std::unordered_map<std::uint64_t, std::uint32_t> legacy;
+    bool empty() const { return by_hash.empty() && legacy.empty(); }
+  };
+  Result<RowCounts> row_counts(std::int64_t log_ts);
   // Forgets row counts of rows stamped before `before_ts`.
   Status prune_row_counts(std::int64_t before_ts);
 
