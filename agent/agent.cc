@@ -112,6 +112,7 @@ Result<std::unique_ptr<CaptureSource>> open_source(const Config& c, Store& store
   o.fallback_lag_s = c.capture.fallback_lag_s;
   o.reread_horizon_s = c.capture.reread_horizon_s;
   o.reread_interval_s = c.capture.reread_interval_s;
+  o.max_pending_image_bytes = static_cast<std::size_t>(c.capture.max_pending_mb) << 20;
   if (c.applier.kind == "apiv4") o.api_contact_id = c.applier.contact_id;
   auto source = LogTableSource::open(std::move(o), c.connection_options(), store);
   if (!source) return source.error();

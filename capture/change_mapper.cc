@@ -80,18 +80,30 @@ std::string ChangeMapper::image_key(const std::string& table, const std::string&
   return table + "/" + id;
 }
 
+void ChangeMapper::Images::put(const std::string& key, std::string_view bytes) {
+  auto [it, fresh] = pending.try_emplace(key);
+  if (fresh) pending_bytes += key.size() + bytes.size() + 64;
+  it->second.assign(bytes);
+}
+
 void ChangeMapper::Images::flush_into(CaptureBatch& batch) {
   batch.sign_as = sign_as;
   batch.shared_images = std::make_shared<const EncodedImages>(std::move(pending));
   pending = EncodedImages();
+  pending_bytes = 0;
 }
 
-std::future<Status> ChangeMapper::Images::commit_in_background(Store& store, CaptureBatch batch) {
-  auto committed = std::move(in_flight);  // the previous batch's, committed by now
-  in_flight = std::make_shared<const EncodedImages>(std::move(pending));
-  pending = EncodedImages();
-  pending.reserve(in_flight->size());  // the next chunk is likely as big: no rehash as it fills
-  batch.shared_images = in_flight;
+std::future<Status> ChangeMapper::Images::commit_in_background(Store& store, CaptureBatch batch,
+                                                               bool with_images) {
+  // The previous batch's images, committed by now: the store (and its cache) has them.
+  auto committed = std::move(in_flight);
+  if (with_images) {
+    in_flight = std::make_shared<const EncodedImages>(std::move(pending));
+    pending = EncodedImages();
+    pending.reserve(in_flight->size());  // the next chunk is likely as big: no rehash as it fills
+    pending_bytes = 0;
+    batch.shared_images = in_flight;
+  }
   batch.sign_as = sign_as;
   return committer->run([&store, b = std::move(batch), old = std::move(committed)]() mutable {
     old.reset();  // thousands of images: freed here, not on the capturing thread
@@ -279,7 +291,7 @@ Status ChangeMapper::map_row(const SourceRow& lr, Images& images, std::vector<Ou
   // May point into `images.pending`: read before this row's image replaces it there.
   const std::optional<std::string_view> previous = *found;
   if (lr.action == "Delete" && !previous) {
-    images.pending[key].clear();
+    images.put(key, {});
     return ok_status();  // never shared: nothing to delete elsewhere
   }
   const bool ours = o_.ours && o_.ours(lr);
@@ -309,7 +321,7 @@ Status ChangeMapper::map_row(const SourceRow& lr, Images& images, std::vector<Ou
     if (def.parent && !before.parent_reference.empty()) {
       change.context[def.parent->context_key] = before.parent_reference;
     }
-    images.pending[key].clear();
+    images.put(key, {});
   } else {
     static thread_local std::string encoded;
     if (auto s = image_of(lr, images, *id, ours, encoded,
@@ -346,7 +358,7 @@ Status ChangeMapper::map_row(const SourceRow& lr, Images& images, std::vector<Ou
     change.attribute_changes = std::move(*diff);
     // A moved child (merge re-parents emails) must tell peers its new parent.
     const bool reparented = previous && before.parent_reference != after.parent_reference;
-    images.pending[key] = encoded;
+    images.put(key, encoded);
     if (change.attribute_changes.empty() && encoded_attributes.count == 0 && !reparented)
       return ok_status();
   }

@@ -87,6 +87,10 @@ class ChangeMapper {
   // the store's encoding (ImageView), so an image is built, compared and written as one string.
   struct Images {
     EncodedImages pending;  // "" = erased
+    // About how much memory `pending` holds (keys, images and the map's own per entry).
+    std::size_t pending_bytes = 0;
+    // Sets the entity's image in `pending` ("" = erased).
+    void put(const std::string& key, std::string_view bytes);
     // Images of a batch being committed on another thread: read like pending ones until then.
     std::shared_ptr<const EncodedImages> in_flight;
     // Loads the stored image of (type, id) into `out` (its storage reused); false: none. `key`
@@ -106,10 +110,12 @@ class ChangeMapper {
     CommitThread* committer = nullptr;
     // Moves the pending images into `batch`.
     void flush_into(CaptureBatch& batch);
-    // Commits `batch` with the pending images on `committer`'s thread; the images stay readable
-    // as in flight until the next call, which must come once this commit is done (the future's
-    // result). The crash points capture.before_commit and capture.after_commit fire there.
-    std::future<Status> commit_in_background(Store& store, CaptureBatch batch);
+    // Commits `batch` on `committer`'s thread, with the pending images (`with_images`: they stay
+    // readable as in flight until the next call) or without them (they stay pending). The next
+    // call must come once this commit is done (the future's result). The crash points
+    // capture.before_commit and capture.after_commit fire there.
+    std::future<Status> commit_in_background(Store& store, CaptureBatch batch,
+                                             bool with_images = true);
     // Images that know no entity (load finds nothing): for building one image on its own.
     static Images none();
   };

@@ -6,6 +6,7 @@
 #include <map>
 #include <thread>
 #include <unordered_map>
+#include <utility>
 
 #include "capture/change_mapper.h"
 #include "schemas/db/civishare_tables.h"
@@ -225,9 +226,16 @@ struct LogTableSource::Impl {
   // whose occurrence count exceeds what the store has seen for identical rows: new rows, and in
   // the trailing part rows that appeared stamped in the past. With `process`, the rows become
   // change records; without, they are only counted (the baseline of history). Commits every
-  // kChunk rows (records, images and counts together: a crash resumes where it stopped, nothing
-  // twice) and finally the cursor `to`; only that last commit waits for fsync (see
+  // kChunk rows and finally the cursor `to`; only that last commit waits for fsync (see
   // CaptureBatch::sync). Run inside the reader's snapshot.
+  //
+  // Images and row counts go to the store at checkpoints only: when the images changed since the
+  // last one hold about max_pending_image_bytes, and with the cursor at the end. An entity
+  // changed many times in one pass is written once per checkpoint, not once per chunk. The
+  // chunks in between carry their records held (CaptureBatch::hold: no peer gets them) until the
+  // checkpoint commits the counts and images that go with them, so a crash resumes from the last
+  // checkpoint, nothing twice: the next pass drops the held records (their rows are not counted)
+  // and captures those rows again.
   Status scan(std::int64_t from, std::int64_t to, std::int64_t new_from, bool process,
               PollResult& result) {
     RowTally tally;
@@ -241,6 +249,17 @@ struct LogTableSource::Impl {
     auto marker = store.cursor(kPartialName);
     if (!marker) return marker.error();
     const bool resuming = *marker && **marker == partial;
+    if (*marker && !(*marker)->empty()) {  // a pass of this window stopped before its end
+      auto dropped = store.drop_held();
+      if (!dropped) return dropped.error();
+      if (*dropped > 0)
+        log_info("capture", "an interrupted pass left " + std::to_string(*dropped) +
+                                " held record(s) past its last checkpoint: dropped, their rows "
+                                "are captured again");
+    }
+    // Row counts since the last checkpoint (committed with it), and how many.
+    std::map<std::int64_t, std::vector<std::pair<std::uint64_t, std::uint32_t>>> counts;
+    std::size_t counted_rows = 0;
     bool refreshed = false;  // the mapper's idmap summary, fetched once rows come (not when idle)
     // What earlier scans counted, per second, loaded when first needed. Rows come roughly in
     // log_date order, so a few seconds are kept; one needed again is loaded again.
@@ -269,7 +288,7 @@ struct LogTableSource::Impl {
       return n;
     };
     // Chunks are committed on a thread of their own while the next one is mapped, in order, one
-    // in flight; their images stay readable (Images::in_flight) until committed.
+    // in flight; a checkpoint's images stay readable (Images::in_flight) until committed.
     std::future<Status> committing;
     auto committed = [&]() -> Status {
       if (!committing.valid()) return ok_status();
@@ -282,16 +301,23 @@ struct LogTableSource::Impl {
       }
     } wait_on_exit{committing};
     auto flush = [&](bool final) -> Status {
+      const bool checkpoint =
+          final || images.pending_bytes + 16 * counted_rows >= o.max_pending_image_bytes;
       if (auto s = mapper.add_primary_emails(batch.records); !s) return s;
       batch.more_cursors.emplace_back(kPartialName, final ? std::string() : partial);
       batch.sync = final;
+      batch.hold = !checkpoint;
+      if (checkpoint) {
+        batch.row_counts = std::exchange(counts, {});
+        counted_rows = 0;
+      }
       if (final) {
         batch.cursor_name = kCursorName;
         batch.cursor = format_cursor(to);
       }
       if (auto s = committed(); !s) return s;
       result.records += batch.records.size();
-      committing = images.commit_in_background(store, std::move(batch));
+      committing = images.commit_in_background(store, std::move(batch), checkpoint);
       batch = CaptureBatch{};
       in_chunk = 0;
       return final ? committed() : ok_status();
@@ -319,7 +345,8 @@ struct LogTableSource::Impl {
                            if (!counted) return counted.error();
                            if (counted->occurrences <= counted->stored)
                              return ok_status();  // seen before
-                           batch.row_counts[lr.ts].emplace_back(hash, counted->occurrences);
+                           counts[lr.ts].emplace_back(hash, counted->occurrences);
+                           ++counted_rows;
                            if (process) {
                              if (!refreshed) {
                                if (auto r = mapper.refresh_unmapped_tables(o.types); !r) return r;

@@ -4,7 +4,9 @@
 // consistent snapshot, where W is the watermark (capture/watermark.h: no row stamped before W can
 // still appear). Rows become change records against the last image emitted per entity, and
 // records, images, the content hashes of the rows and the new cursor are committed in one RocksDB
-// WriteBatch: exactly once into the outbox, also under kill -9.
+// WriteBatch: exactly once into the outbox, also under kill -9. (A long pass commits its records
+// in chunks, held from peers until a checkpoint commits the images and counts that go with them;
+// a pass cut short leaves held records, which the next pass drops and captures again.)
 //
 // Rows stamped in the past (a session with SET timestamp) defeat any watermark, so every
 // `reread_interval_s` the source re-reads the last `reread_horizon_s` before the cursor and emits
@@ -39,6 +41,10 @@ struct LogTableOptions {
   int reread_interval_s = 60;
   int sample_interval_ms = 100;     // how often the watermark sampler looks
   std::int64_t api_contact_id = 0;  // the APIv4 applier's contact: its rows are echoes
+  // How much memory the images and row counts gathered since the last checkpoint may take
+  // before the next one (see the scan in log_table_source.cc): more means fewer image writes
+  // when entities change often.
+  std::size_t max_pending_image_bytes = 32u << 20;
 };
 
 class LogTableSource {

@@ -608,6 +608,27 @@ Status Store::commit_capture(CaptureBatch batch) {
   return ok_status();
 }
 
+Result<std::size_t> Store::drop_held() {
+  std::lock_guard lock(mu_);
+  const std::uint64_t held = held_from_;
+  if (held == 0) return std::size_t{0};
+  Batch wb(*families_);
+  std::size_t dropped = 0;
+  auto it = iterate(kOutbox);
+  for (it->Seek(seq_key(kOutbox, held)); it->Valid() && it->key().starts_with(kOutbox);
+       it->Next(), ++dropped) {
+    wb.erase(it->key());
+  }
+  if (!it->status().ok()) return storage_error(it->status(), "reading held records");
+  wb.erase(kCursor + std::string(kHeldFrom));
+  rocksdb::WriteOptions wo;
+  wo.sync = true;
+  auto s = write(wo, wb.rocks());
+  if (!s.ok()) return storage_error(s, "dropping held records");
+  held_from_ = 0;
+  return dropped;
+}
+
 Status Store::load_held() {
   auto held = cursor(kHeldFrom);
   if (!held) return held.error();

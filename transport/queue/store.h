@@ -132,6 +132,10 @@ class Store {
 
   // Capture side.
   Status commit_capture(CaptureBatch batch);
+  // Drops the held records (CaptureBatch::hold) of a capture pass that stopped before the batch
+  // that would have released them: the pass that follows captures their rows again. Returns how
+  // many it dropped. Synced.
+  Result<std::size_t> drop_held();
   Result<std::optional<std::string>> cursor(const std::string& name);
   // The last image committed for `key` (through a bounded cache of recent ones).
   Result<std::optional<EntityImage>> image(const std::string& key);
