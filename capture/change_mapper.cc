@@ -80,17 +80,10 @@ std::string ChangeMapper::image_key(const std::string& table, const std::string&
   return table + "/" + id;
 }
 
-void ChangeMapper::Images::put(const std::string& key, std::string_view bytes) {
-  auto [it, fresh] = pending.try_emplace(key);
-  if (fresh) pending_bytes += key.size() + bytes.size() + 64;
-  it->second.assign(bytes);
-}
-
 void ChangeMapper::Images::flush_into(CaptureBatch& batch) {
   batch.sign_as = sign_as;
   batch.shared_images = std::make_shared<const EncodedImages>(std::move(pending));
   pending = EncodedImages();
-  pending_bytes = 0;
 }
 
 std::future<Status> ChangeMapper::Images::commit_in_background(Store& store, CaptureBatch batch,
@@ -101,7 +94,6 @@ std::future<Status> ChangeMapper::Images::commit_in_background(Store& store, Cap
     in_flight = std::make_shared<const EncodedImages>(std::move(pending));
     pending = EncodedImages();
     pending.reserve(in_flight->size());  // the next chunk is likely as big: no rehash as it fills
-    pending_bytes = 0;
     batch.shared_images = in_flight;
   }
   batch.sign_as = sign_as;
@@ -140,11 +132,10 @@ Result<std::optional<std::string_view>> image(ChangeMapper::Images& images,
                                               const TypeDefinition& def, const std::string& id,
                                               const std::string& key, std::string& scratch) {
   using Found = std::optional<std::string_view>;
-  auto known = [](const std::string& bytes) { return bytes.empty() ? Found() : Found(bytes); };
-  if (auto it = images.pending.find(key); it != images.pending.end()) return known(it->second);
+  auto known = [](std::string_view bytes) { return bytes.empty() ? Found() : Found(bytes); };
+  if (auto bytes = images.pending.find(key)) return known(*bytes);
   if (images.in_flight) {
-    if (auto it = images.in_flight->find(key); it != images.in_flight->end())
-      return known(it->second);
+    if (auto bytes = images.in_flight->find(key)) return known(*bytes);
   }
   auto found = images.load(def, id, key, scratch);
   if (!found) return found.error();
@@ -291,7 +282,7 @@ Status ChangeMapper::map_row(const SourceRow& lr, Images& images, std::vector<Ou
   // May point into `images.pending`: read before this row's image replaces it there.
   const std::optional<std::string_view> previous = *found;
   if (lr.action == "Delete" && !previous) {
-    images.put(key, {});
+    images.pending.put(key, {});
     return ok_status();  // never shared: nothing to delete elsewhere
   }
   const bool ours = o_.ours && o_.ours(lr);
@@ -321,7 +312,7 @@ Status ChangeMapper::map_row(const SourceRow& lr, Images& images, std::vector<Ou
     if (def.parent && !before.parent_reference.empty()) {
       change.context[def.parent->context_key] = before.parent_reference;
     }
-    images.put(key, {});
+    images.pending.put(key, {});
   } else {
     static thread_local std::string encoded;
     if (auto s = image_of(lr, images, *id, ours, encoded,
@@ -358,7 +349,7 @@ Status ChangeMapper::map_row(const SourceRow& lr, Images& images, std::vector<Ou
     change.attribute_changes = std::move(*diff);
     // A moved child (merge re-parents emails) must tell peers its new parent.
     const bool reparented = previous && before.parent_reference != after.parent_reference;
-    images.put(key, encoded);
+    images.pending.put(key, encoded);
     if (change.attribute_changes.empty() && encoded_attributes.count == 0 && !reparented)
       return ok_status();
   }

@@ -87,10 +87,6 @@ class ChangeMapper {
   // the store's encoding (ImageView), so an image is built, compared and written as one string.
   struct Images {
     EncodedImages pending;  // "" = erased
-    // About how much memory `pending` holds (keys, images and the map's own per entry).
-    std::size_t pending_bytes = 0;
-    // Sets the entity's image in `pending` ("" = erased).
-    void put(const std::string& key, std::string_view bytes);
     // Images of a batch being committed on another thread: read like pending ones until then.
     std::shared_ptr<const EncodedImages> in_flight;
     // Loads the stored image of (type, id) into `out` (its storage reused); false: none. `key`

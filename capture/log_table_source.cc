@@ -302,7 +302,7 @@ struct LogTableSource::Impl {
     } wait_on_exit{committing};
     auto flush = [&](bool final) -> Status {
       const bool checkpoint =
-          final || images.pending_bytes + 16 * counted_rows >= o.max_pending_image_bytes;
+          final || images.pending.bytes() + 16 * counted_rows >= o.max_pending_image_bytes;
       if (auto s = mapper.add_primary_emails(batch.records); !s) return s;
       batch.more_cursors.emplace_back(kPartialName, final ? std::string() : partial);
       batch.sync = final;

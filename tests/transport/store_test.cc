@@ -8,6 +8,8 @@
 #include <cstdio>
 #include <filesystem>
 #include <functional>
+#include <map>
+#include <random>
 
 #include "schemas/crypto.h"
 
@@ -232,6 +234,38 @@ TEST_F(StoreTest, ImagesOfSeveralTypesShareTheirNamesAndReadsFollowCommits) {
   EXPECT_EQ((*seen)->values, contact("civi1-2", "\"C\"").values);
 }
 
+// The images capture gathers until a checkpoint: whatever sequence of puts (new keys, images that
+// fit where the old one was, bigger ones, erasures as ""), every key reads back as the last put
+// left it, each once in for_each, and keys never put are absent.
+TEST(EncodedImagesTest, EveryKeyReadsBackAsTheLastPutLeftIt) {
+  EncodedImages images;
+  std::map<std::string, std::string> model;
+  std::mt19937 rng(7);
+  EXPECT_FALSE(images.find("civicrm_contact/1"));
+  for (int i = 0; i < 200000; ++i) {
+    const std::string key = "civicrm_contact/" + std::to_string(rng() % 30000);
+    const std::size_t size = rng() % 7 == 0 ? 0 : rng() % 300;  // "" now and then: erased
+    std::string bytes(size, static_cast<char>('a' + rng() % 26));
+    if (size > 0) bytes[rng() % size] = '\0';  // any bytes at all
+    images.put(key, bytes);
+    model[key] = bytes;
+    if (i % 997 == 0) {  // a key just put reads back at once, before anything else is put
+      ASSERT_EQ(images.find(key), std::optional<std::string_view>(bytes)) << key;
+    }
+  }
+  ASSERT_EQ(images.size(), model.size());
+  for (const auto& [key, bytes] : model)
+    ASSERT_EQ(images.find(key), std::optional<std::string_view>(bytes)) << key;
+  EXPECT_FALSE(images.find("civicrm_contact/30000"));
+  EXPECT_FALSE(images.find("civicrm_email/1"));
+  std::map<std::string, std::string> seen;
+  images.for_each([&](std::string_view key, std::string_view bytes) {
+    EXPECT_TRUE(seen.emplace(std::string(key), std::string(bytes)).second) << key;
+  });
+  EXPECT_EQ(seen, model);
+  EXPECT_GT(images.bytes(), 30000u * 150);  // what it holds, roughly: about 150 bytes each
+}
+
 // Capture writes images itself (begin_image with the id the store gives a list of names) and
 // hands them over encoded: they read back decoded, after a reopen too, so the list was saved with
 // them. A list registered while a commit is between reading the unsaved lists and marking them
@@ -242,10 +276,11 @@ TEST_F(StoreTest, ImagesCaptureEncodedReadBackAndTheirNamesAreSaved) {
   ASSERT_NE(id, 0u);
   EXPECT_EQ(store_->image_names_id(names), id);  // the same list, the same id
   auto encoded = std::make_shared<EncodedImages>();
-  std::string& bytes = (*encoded)["civicrm_contact/5"];
+  std::string bytes;
   begin_image(bytes, id, "civi1-5", "");
   for (const char* text : {"\"Karl\"", "null", "false"}) append_image_value(bytes, text);
-  (*encoded)["civicrm_contact/6"] = "";  // erased
+  encoded->put("civicrm_contact/5", bytes);
+  encoded->put("civicrm_contact/6", "");  // erased
   CaptureBatch b;
   b.shared_images = encoded;
   ASSERT_TRUE(store_->commit_capture(std::move(b)));

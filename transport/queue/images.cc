@@ -268,6 +268,93 @@ bool ImageCodec::load(std::string_view key, std::string_view value) {
   return true;
 }
 
+std::uint32_t EncodedImages::field(const char* entry, int i) {
+  std::uint32_t v;
+  std::memcpy(&v, entry + 4 * i, sizeof v);
+  return v;
+}
+
+std::string_view EncodedImages::key_of(const char* entry) {
+  return {entry + kHeader, field(entry, 0)};
+}
+
+std::string_view EncodedImages::value_of(const char* entry) {
+  return {entry + kHeader + field(entry, 0), field(entry, 2)};
+}
+
+const EncodedImages::Slot* EncodedImages::slot_of(std::string_view key, std::uint64_t hash) const {
+  const std::size_t mask = slots_.size() - 1;
+  for (std::size_t i = hash & mask;; i = (i + 1) & mask) {
+    const Slot& s = slots_[i];
+    if (s.entry == nullptr || (s.hash == hash && key_of(s.entry) == key)) return &s;
+  }
+}
+
+std::optional<std::string_view> EncodedImages::find(std::string_view key) const {
+  if (used_ == 0) return std::nullopt;
+  const Slot* s = slot_of(key, std::hash<std::string_view>{}(key));
+  if (s->entry == nullptr) return std::nullopt;
+  return value_of(s->entry);
+}
+
+char* EncodedImages::allocate(std::string_view key, std::string_view bytes) {
+  // Room for a slightly bigger image of the same entity (a longer name, one more value).
+  const std::size_t room = bytes.size() + 16;
+  const std::size_t need = kHeader + key.size() + room;
+  if (need > free_size_) {
+    const std::size_t size = std::max(need, kBlockBytes);
+    blocks_.push_back(std::make_unique<char[]>(size));
+    block_bytes_ += size;
+    free_ = blocks_.back().get();
+    free_size_ = size;
+  }
+  char* e = free_;
+  free_ += need;
+  free_size_ -= need;
+  const std::uint32_t fields[3] = {static_cast<std::uint32_t>(key.size()),
+                                   static_cast<std::uint32_t>(room),
+                                   static_cast<std::uint32_t>(bytes.size())};
+  std::memcpy(e, fields, kHeader);
+  std::memcpy(e + kHeader, key.data(), key.size());
+  std::memcpy(e + kHeader + key.size(), bytes.data(), bytes.size());
+  return e;
+}
+
+void EncodedImages::reserve(std::size_t n) {
+  while ((n + 1) * 10 > slots_.size() * 7) grow();
+}
+
+void EncodedImages::grow() {
+  std::vector<Slot> old(std::max<std::size_t>(64, slots_.size() * 2));
+  old.swap(slots_);
+  const std::size_t mask = slots_.size() - 1;
+  for (const Slot& s : old) {
+    if (s.entry == nullptr) continue;
+    std::size_t i = s.hash & mask;
+    while (slots_[i].entry != nullptr) i = (i + 1) & mask;
+    slots_[i] = s;
+  }
+}
+
+void EncodedImages::put(std::string_view key, std::string_view bytes) {
+  if ((used_ + 1) * 10 > slots_.size() * 7) grow();  // load under 0.7
+  const std::uint64_t hash = std::hash<std::string_view>{}(key);
+  Slot& s = const_cast<Slot&>(*slot_of(key, hash));
+  if (s.entry == nullptr) {
+    s.hash = hash;
+    s.entry = allocate(key, bytes);
+    ++used_;
+    return;
+  }
+  if (bytes.size() <= field(s.entry, 1)) {  // fits where the old image was
+    const auto size = static_cast<std::uint32_t>(bytes.size());
+    std::memcpy(s.entry + 8, &size, sizeof size);
+    std::memmove(s.entry + kHeader + field(s.entry, 0), bytes.data(), bytes.size());
+    return;
+  }
+  s.entry = allocate(key, bytes);  // the old entry's room stays unused until the whole goes
+}
+
 struct ImageCache::Bucket {
   std::uint16_t used;  // bytes of data holding entries
   char data[kBucketBytes - 2];

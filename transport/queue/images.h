@@ -29,7 +29,58 @@ struct EntityImage {
 };
 
 // Encoded images by key ("" = erased), as capture collects them: the bytes the store keeps.
-using EncodedImages = std::unordered_map<std::string, std::string>;
+// Capture keeps every image a pass changes until its next checkpoint (a hundred thousand and
+// more), so this is not a node-based map, where a look-up touched three or four scattered blocks
+// (a tenth of a catch-up's time): an open-addressing table of key hashes points at entries packed
+// in big blocks, and a look-up touches the table and the entry. An entity's new image overwrites
+// the old in place while it fits the room the old one had.
+class EncodedImages {
+ public:
+  EncodedImages() = default;
+  EncodedImages(EncodedImages&&) noexcept = default;
+  EncodedImages& operator=(EncodedImages&&) noexcept = default;
+  EncodedImages(const EncodedImages&) = delete;
+  EncodedImages& operator=(const EncodedImages&) = delete;
+
+  // The image of `key` ("" = erased), nullopt when this holds none. The view stays valid until
+  // the next put() of the same key (entries never move).
+  std::optional<std::string_view> find(std::string_view key) const;
+  void put(std::string_view key, std::string_view bytes);
+  std::size_t size() const { return used_; }
+  bool empty() const { return used_ == 0; }
+  // The memory this holds: its blocks and its table.
+  std::size_t bytes() const { return block_bytes_ + slots_.size() * sizeof(Slot); }
+  // Room for `n` keys without growing the table.
+  void reserve(std::size_t n);
+  // f(key, bytes) for every key, in no particular order.
+  template <typename F>
+  void for_each(F&& f) const {
+    for (const Slot& s : slots_) {
+      if (s.entry != nullptr) f(key_of(s.entry), value_of(s.entry));
+    }
+  }
+
+ private:
+  struct Slot {
+    std::uint64_t hash = 0;
+    char* entry = nullptr;  // nullptr = empty
+  };
+  // An entry: key size, value room, value size (4 bytes each), the key, the value's room.
+  static constexpr std::size_t kHeader = 12;
+  static constexpr std::size_t kBlockBytes = 256 << 10;
+  static std::uint32_t field(const char* entry, int i);
+  static std::string_view key_of(const char* entry);
+  static std::string_view value_of(const char* entry);
+  const Slot* slot_of(std::string_view key, std::uint64_t hash) const;  // its slot or an empty one
+  char* allocate(std::string_view key, std::string_view bytes);
+  void grow();
+  std::vector<Slot> slots_;  // size a power of two
+  std::size_t used_ = 0;
+  std::vector<std::unique_ptr<char[]>> blocks_;
+  std::size_t block_bytes_ = 0;
+  char* free_ = nullptr;  // the rest of the last block
+  std::size_t free_size_ = 0;
+};
 
 // Writes an image in the 0x02 encoding value by value, without an EntityImage (the capture's hot
 // path): begin_image(), then append_image_value() for each value in the order of the list of

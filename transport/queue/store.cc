@@ -572,7 +572,8 @@ Status Store::commit_capture(CaptureBatch batch) {
   for (std::size_t i = 0; i < batch.images.size(); ++i)
     written.emplace_back(batch.images[i].first, encoded[i]);
   if (batch.shared_images) {
-    for (const auto& [key, bytes] : *batch.shared_images) written.emplace_back(key, bytes);
+    batch.shared_images->for_each(
+        [&](std::string_view key, std::string_view bytes) { written.emplace_back(key, bytes); });
   }
   // In key order (memtable inserts with hints); a key in both lists: the shared image, as before.
   std::stable_sort(written.begin(), written.end(),
