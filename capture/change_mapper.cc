@@ -38,7 +38,9 @@ const std::string& SourceRow::raw_hash() const {
   return digest_;
 }
 
-std::uint64_t SourceRow::legacy_hash64() const { return little_endian64(sha512(row_text(*this))); }
+std::uint64_t SourceRow::legacy_hash64() const {
+  return little_endian64(sha512(row_text(*this)));
+}
 
 std::string SourceRow::hash() const {
   static const char* digits = "0123456789abcdef";
@@ -50,7 +52,9 @@ std::string SourceRow::hash() const {
   return out;
 }
 
-std::uint64_t SourceRow::hash64() const { return little_endian64(raw_hash()); }
+std::uint64_t SourceRow::hash64() const {
+  return little_endian64(raw_hash());
+}
 
 std::optional<Echo> applied_echo(const db::Cell& change_id, const db::Cell& timestamp,
                                  const db::Cell& came_from, const db::Cell& chain) {

@@ -8,7 +8,7 @@
 
 namespace civishare {
 
-std::string sha512(std::string_view data);                             // raw 64 bytes
+std::string sha512(std::string_view data);  // raw 64 bytes
 // raw 32 bytes; more than twice as fast as sha512 where the CPU has SHA extensions (x86 SHA-NI)
 std::string sha256(std::string_view data);
 std::string hmac_sha256(std::string_view key, std::string_view data);  // raw 32 bytes

@@ -187,8 +187,8 @@ class Capture : public ::testing::TestWithParam<Setup> {
     std::map<std::int64_t, std::map<std::uint64_t, std::uint32_t>> counts;
     auto conn = connect();  // a session in UTC, as the capture's reader
     for (const auto& def : registry_->all()) {
-      auto rows = conn.query("SELECT *, UNIX_TIMESTAMP(log_date) AS civishare_ts FROM " +
-                             def.log_table());
+      auto rows =
+          conn.query("SELECT *, UNIX_TIMESTAMP(log_date) AS civishare_ts FROM " + def.log_table());
       ASSERT_TRUE(rows.ok()) << rows.error().message;
       ColumnIndex cols(rows->columns);
       for (const auto& r : rows->rows) {

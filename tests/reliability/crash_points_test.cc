@@ -32,6 +32,13 @@ std::string case_name(const ::testing::TestParamInfo<CrashCase>& info) {
   return n;
 }
 
+// A [[peer]] that sends contact.base to a port nobody listens on: captured records stay queued.
+std::string unreachable_peer() {
+  return "[[peer]]\nname = \"civi2\"\nurl = \"http://127.0.0.1:" + std::to_string(free_port()) +
+         "\"\nsecret = \"" + webhook::new_secret() +
+         "\"\noutgoing = [\"civishare.change.contact.base\"]\nincoming = []\n";
+}
+
 constexpr int kContacts = 30;  // each with an email: 60 changes, then 30 updates: 90 in all
 
 class CrashPoints : public ::testing::TestWithParam<CrashCase> {
@@ -120,10 +127,7 @@ TEST(BinlogCrash, KilledBetweenTheHeldPartsOfAHugeTransactionResumesItExactlyOnc
 #endif
   TestNode a("civi1", 0);
   a.capture_source = "binlog";
-  a.configure({}, "",
-              "[[peer]]\nname = \"civi2\"\nurl = \"http://127.0.0.1:" +
-                  std::to_string(free_port()) + "\"\nsecret = \"" + webhook::new_secret() +
-                  "\"\noutgoing = [\"civishare.change.contact.base\"]\nincoming = []\n");
+  a.configure({}, "", unreachable_peer());
   a.init();
   auto c = a.db().connect();
   ASSERT_TRUE(
@@ -163,10 +167,7 @@ TEST(LogTableCrash, KilledBetweenCheckpointsResumesFromTheLastOneExactlyOnce) {
 #endif
   TestNode a("civi1", 0);
   a.capture_extra = "max_pending_mb = 1\n";  // a checkpoint after the first 5,000 new contacts
-  a.configure({}, "",
-              "[[peer]]\nname = \"civi2\"\nurl = \"http://127.0.0.1:" +
-                  std::to_string(free_port()) + "\"\nsecret = \"" + webhook::new_secret() +
-                  "\"\noutgoing = [\"civishare.change.contact.base\"]\nincoming = []\n");
+  a.configure({}, "", unreachable_peer());
   a.init();
   auto c = a.db().connect();
   ASSERT_TRUE(  // a long first name: the 5,000 images come to well over 1 MB
@@ -190,7 +191,7 @@ TEST(LogTableCrash, KilledBetweenCheckpointsResumesFromTheLastOneExactlyOnce) {
   {
     auto store = Store::open_read_only(a.dir() + "/data");
     ASSERT_TRUE(store.ok()) << store.error().message;
-    EXPECT_EQ((*store)->last_outbox_seq(), 15000u);               // three chunks committed ...
+    EXPECT_EQ((*store)->last_outbox_seq(), 15000u);              // three chunks committed ...
     EXPECT_EQ((*store)->read_outbox(0, 100000)->size(), 5000u);  // ... two of them held
   }
   EXPECT_EQ(run_civishare(run, &out), 3) << out;  // caught up; the peer is unreachable
