@@ -264,6 +264,18 @@ TEST(EncodedImagesTest, EveryKeyReadsBackAsTheLastPutLeftIt) {
   });
   EXPECT_EQ(seen, model);
   EXPECT_GT(images.bytes(), 30000u * 150);  // what it holds, roughly: about 150 bytes each
+  // Moved (as capture hands a checkpoint's images to the committer): all of it goes along, and
+  // the moved-from one is empty and takes new images of its own.
+  EncodedImages moved(std::move(images));
+  EXPECT_EQ(moved.size(), model.size());
+  EXPECT_EQ(moved.find(model.begin()->first),
+            std::optional<std::string_view>(model.begin()->second));
+  EXPECT_TRUE(images.empty());  // NOLINT(bugprone-use-after-move): what a move leaves is specified
+  EXPECT_EQ(images.bytes(), 0u);
+  images.put("civicrm_contact/1", "new");
+  EXPECT_EQ(images.find("civicrm_contact/1"), std::optional<std::string_view>("new"));
+  EXPECT_EQ(moved.find(model.begin()->first),
+            std::optional<std::string_view>(model.begin()->second));
 }
 
 // Capture writes images itself (begin_image with the id the store gives a list of names) and

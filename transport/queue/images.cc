@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <functional>
+#include <utility>
 
 #include "schemas/canonical_json.h"
 #include "transport/queue/encoding.h"
@@ -266,6 +267,18 @@ bool ImageCodec::load(std::string_view key, std::string_view value) {
   std::lock_guard lock(mu_);
   lists_[id] = std::move(names);
   return true;
+}
+
+EncodedImages& EncodedImages::operator=(EncodedImages&& o) noexcept {
+  if (this != &o) {
+    slots_ = std::exchange(o.slots_, {});
+    used_ = std::exchange(o.used_, 0);
+    blocks_ = std::exchange(o.blocks_, {});
+    block_bytes_ = std::exchange(o.block_bytes_, 0);
+    free_ = std::exchange(o.free_, nullptr);
+    free_size_ = std::exchange(o.free_size_, 0);
+  }
+  return *this;
 }
 
 std::uint32_t EncodedImages::field(const char* entry, int i) {

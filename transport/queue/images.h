@@ -37,8 +37,9 @@ struct EntityImage {
 class EncodedImages {
  public:
   EncodedImages() = default;
-  EncodedImages(EncodedImages&&) noexcept = default;
-  EncodedImages& operator=(EncodedImages&&) noexcept = default;
+  // A moved-from EncodedImages is empty (and owns no block its free room could point into).
+  EncodedImages(EncodedImages&& o) noexcept { *this = std::move(o); }
+  EncodedImages& operator=(EncodedImages&& o) noexcept;
   EncodedImages(const EncodedImages&) = delete;
   EncodedImages& operator=(const EncodedImages&) = delete;
 
