@@ -329,7 +329,8 @@ char* EncodedImages::allocate(std::string_view key, std::string_view bytes) {
                                    static_cast<std::uint32_t>(bytes.size())};
   std::memcpy(e, fields, kHeader);
   std::memcpy(e + kHeader, key.data(), key.size());
-  std::memcpy(e + kHeader + key.size(), bytes.data(), bytes.size());
+  if (!bytes.empty())  // an erasure's view may have no data at all (memcpy's source: never null)
+    std::memcpy(e + kHeader + key.size(), bytes.data(), bytes.size());
   return e;
 }
 
@@ -362,7 +363,8 @@ void EncodedImages::put(std::string_view key, std::string_view bytes) {
   if (bytes.size() <= field(s.entry, 1)) {  // fits where the old image was
     const auto size = static_cast<std::uint32_t>(bytes.size());
     std::memcpy(s.entry + 8, &size, sizeof size);
-    std::memmove(s.entry + kHeader + field(s.entry, 0), bytes.data(), bytes.size());
+    if (!bytes.empty())
+      std::memmove(s.entry + kHeader + field(s.entry, 0), bytes.data(), bytes.size());
     return;
   }
   s.entry = allocate(key, bytes);  // the old entry's room stays unused until the whole goes
