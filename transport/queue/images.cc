@@ -295,19 +295,19 @@ std::string_view EncodedImages::value_of(const char* entry) {
   return {entry + kHeader + field(entry, 0), field(entry, 2)};
 }
 
-const EncodedImages::Slot* EncodedImages::slot_of(std::string_view key, std::uint64_t hash) const {
+std::size_t EncodedImages::slot_of(std::string_view key, std::uint64_t hash) const {
   const std::size_t mask = slots_.size() - 1;
   for (std::size_t i = hash & mask;; i = (i + 1) & mask) {
     const Slot& s = slots_[i];
-    if (s.entry == nullptr || (s.hash == hash && key_of(s.entry) == key)) return &s;
+    if (s.entry == nullptr || (s.hash == hash && key_of(s.entry) == key)) return i;
   }
 }
 
 std::optional<std::string_view> EncodedImages::find(std::string_view key) const {
   if (used_ == 0) return std::nullopt;
-  const Slot* s = slot_of(key, std::hash<std::string_view>{}(key));
-  if (s->entry == nullptr) return std::nullopt;
-  return value_of(s->entry);
+  const Slot& s = slots_[slot_of(key, std::hash<std::string_view>{}(key))];
+  if (s.entry == nullptr) return std::nullopt;
+  return value_of(s.entry);
 }
 
 char* EncodedImages::allocate(std::string_view key, std::string_view bytes) {
@@ -335,7 +335,7 @@ char* EncodedImages::allocate(std::string_view key, std::string_view bytes) {
 }
 
 void EncodedImages::reserve(std::size_t n) {
-  while ((n + 1) * 10 > slots_.size() * 7) grow();
+  while (n * 10 > slots_.size() * 7) grow();  // load under 0.7
 }
 
 void EncodedImages::grow() {
@@ -351,9 +351,9 @@ void EncodedImages::grow() {
 }
 
 void EncodedImages::put(std::string_view key, std::string_view bytes) {
-  if ((used_ + 1) * 10 > slots_.size() * 7) grow();  // load under 0.7
+  reserve(used_ + 1);
   const std::uint64_t hash = std::hash<std::string_view>{}(key);
-  Slot& s = const_cast<Slot&>(*slot_of(key, hash));
+  Slot& s = slots_[slot_of(key, hash)];
   if (s.entry == nullptr) {
     s.hash = hash;
     s.entry = allocate(key, bytes);

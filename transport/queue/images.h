@@ -72,7 +72,7 @@ class EncodedImages {
   static std::uint32_t field(const char* entry, int i);
   static std::string_view key_of(const char* entry);
   static std::string_view value_of(const char* entry);
-  const Slot* slot_of(std::string_view key, std::uint64_t hash) const;  // its slot or an empty one
+  std::size_t slot_of(std::string_view key, std::uint64_t hash) const;  // its slot or an empty one
   char* allocate(std::string_view key, std::string_view bytes);
   void grow();
   std::vector<Slot> slots_;  // size a power of two
