@@ -273,6 +273,14 @@ Status ChangeMapper::image_of(const SourceRow& lr, Images& images, const std::st
   return ok_status();
 }
 
+void ChangeMapper::prefetch(const SourceRow& lr, const Images& images) {
+  const db::Cell& id = lr.get(lr.type->key);
+  if (!id) return;
+  static thread_local std::string key;  // image_key(), without an allocation
+  key.assign(lr.type->table).append("/").append(*id);
+  images.pending.prefetch(key);
+}
+
 Status ChangeMapper::map_row(const SourceRow& lr, Images& images, std::vector<OutboxEntry>& out) {
   const TypeDefinition& def = *lr.type;
   auto id = lr.get(def.key);

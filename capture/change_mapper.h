@@ -37,7 +37,7 @@ struct SourceRow {
   const db::Row* row = nullptr;
   std::string salt;  // mixed into the change id (the binlog's GTID and row number)
 
-  db::Cell get(std::string_view column) const { return cell(*columns, *row, column); }
+  const db::Cell& get(std::string_view column) const { return cell(*columns, *row, column); }
   // sha256 of the table, every cell and the salt: identical rows hash alike. (sha256, not
   // sha512: with the CPU's SHA extensions it is more than twice as fast, and a catch-up hashes
   // every row it reads.)
@@ -125,6 +125,9 @@ class ChangeMapper {
 
   // Maps one row to at most one change, appended to `out`, updating the image overlay.
   Status map_row(const SourceRow& row, Images& images, std::vector<OutboxEntry>& out);
+  // Starts fetching what map_row(row, images, ...) looks up first (the pending image's slot), to
+  // be called some work ahead of it.
+  static void prefetch(const SourceRow& row, const Images& images);
   // The row as an image in wire form (ids translated to names), encoded as the store keeps it,
   // into `out`. `reference`: the entity's global reference when the caller knows it already
   // ("" = look it up).

@@ -12,9 +12,17 @@ namespace json = boost::json;
 
 ColumnIndex::ColumnIndex(const std::vector<std::string>& names) {
   for (std::size_t i = 0; i < names.size(); ++i) at_.emplace(names[i], static_cast<int>(i));
+  header_ = {{{"civishare_ts", -1}, {"log_action", -1}, {"log_conn_id", -1}, {"log_user_id", -1}}};
+  for (auto& [name, at] : header_) {
+    auto it = at_.find(name);
+    at = it == at_.end() ? -1 : it->second;
+  }
 }
 
 int ColumnIndex::find(std::string_view name) const {
+  for (const auto& [n, at] : header_) {
+    if (n == name) return at;
+  }
   auto it = at_.find(name);
   return it == at_.end() ? -1 : it->second;
 }
@@ -30,15 +38,16 @@ const std::vector<int>& ColumnIndex::positions(const TypeDefinition& type) const
   return positions_.back().second;
 }
 
-db::Cell cell(const ColumnIndex& columns, const db::Row& row, std::string_view column) {
+const db::Cell& cell(const ColumnIndex& columns, const db::Row& row, std::string_view column) {
+  static const db::Cell absent;
   const int i = columns.find(column);
-  if (i < 0 || static_cast<std::size_t>(i) >= row.size()) return db::Cell{};
+  if (i < 0 || static_cast<std::size_t>(i) >= row.size()) return absent;
   return row[static_cast<std::size_t>(i)];
 }
 
 Result<LogRowHeader> read_header(const ColumnIndex& columns, const db::Row& row) {
   LogRowHeader h;
-  if (auto ts = cell(columns, row, "civishare_ts")) {
+  if (const auto& ts = cell(columns, row, "civishare_ts")) {
     const char* end = ts->data() + ts->size();
     auto [p, ec] = std::from_chars(ts->data(), end, h.ts);
     if (ec != std::errc() || p != end) {

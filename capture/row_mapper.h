@@ -3,6 +3,7 @@
 // translation is passed in), so it is unit-tested and fuzzed (tests/fuzz/fuzz_log_row.cc).
 #pragma once
 
+#include <array>
 #include <boost/json.hpp>
 #include <cstdint>
 #include <functional>
@@ -39,11 +40,14 @@ class ColumnIndex {
     std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
   };
   std::unordered_map<std::string, int, Hash, std::equal_to<>> at_;
+  // The columns read from every row (civishare_ts, log_action, log_conn_id, log_user_id) and
+  // their positions, found without hashing the name.
+  std::array<std::pair<std::string_view, int>, 4> header_{};
   mutable std::vector<std::pair<const TypeDefinition*, std::vector<int>>> positions_;
 };
 
 // The cell of `column` in `row`, an empty Cell when the column is absent or the row is short.
-db::Cell cell(const ColumnIndex& columns, const db::Row& row, std::string_view column);
+const db::Cell& cell(const ColumnIndex& columns, const db::Row& row, std::string_view column);
 
 struct LogRowHeader {
   std::int64_t ts = 0;  // UNIX_TIMESTAMP(log_date), selected as civishare_ts

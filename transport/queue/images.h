@@ -47,6 +47,12 @@ class EncodedImages {
   // the next put() of the same key (entries never move).
   std::optional<std::string_view> find(std::string_view key) const;
   void put(std::string_view key, std::string_view bytes);
+  // Asks the CPU to fetch the table slot where find(key) starts: a look-up that comes a few
+  // hundred nanoseconds later finds it in the cache (the table of a big catch-up is megabytes).
+  void prefetch(std::string_view key) const {
+    if (!slots_.empty())
+      __builtin_prefetch(&slots_[std::hash<std::string_view>{}(key) & (slots_.size() - 1)]);
+  }
   std::size_t size() const { return used_; }
   bool empty() const { return used_ == 0; }
   // The memory this holds: its blocks and its table.
