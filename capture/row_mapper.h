@@ -57,7 +57,8 @@ struct LogRowHeader {
 Result<LogRowHeader> read_header(const ColumnIndex& columns, const db::Row& row);
 
 // Wire value of one stored cell (ids of option/lookup columns become names).
-// Appends a column's wire value as canonical JSON text to the string (nothing on an error).
+// Appends a column's wire value as canonical JSON text to the string (nothing on an error). A
+// NULL cell is null in every kind of column: the functions below do not ask for it.
 using ToWire = std::function<Status(const ColumnDefinition&, const db::Cell&, std::string&)>;
 
 // Every shared column of `type` in wire form, in the type's column order, each value as its JSON
@@ -79,12 +80,15 @@ Status for_each_wire_value(const TypeDefinition& type, const ColumnIndex& column
   static thread_local std::string text;
   for (std::size_t i = 0; i < type.columns.size(); ++i) {
     const int p = at[i];
+    const db::Cell& cell = p >= 0 && static_cast<std::size_t>(p) < row.size()
+                               ? row[static_cast<std::size_t>(p)]
+                               : absent;
+    if (!cell) {  // NULL is null whatever the column (most of a CiviCRM row's cells)
+      each(i, std::string_view("null"));
+      continue;
+    }
     text.clear();
-    auto v = to_wire(type.columns[i],
-                     p >= 0 && static_cast<std::size_t>(p) < row.size()
-                         ? row[static_cast<std::size_t>(p)]
-                         : absent,
-                     text);
+    auto v = to_wire(type.columns[i], cell, text);
     if (!v) {
       if (v.error().code == Errc::database) return v.error();
       warnings.push_back(v.error().message + "; sent as null");
