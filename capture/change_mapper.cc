@@ -96,7 +96,13 @@ const TypeRegistry& ChangeMapper::registry() const {
 }
 
 std::string ChangeMapper::image_key(const std::string& table, const std::string& id) {
-  return table + "/" + id;
+  std::string key;
+  image_key(table, id, key);
+  return key;
+}
+
+void ChangeMapper::image_key(const std::string& table, const std::string& id, std::string& out) {
+  out.assign(table).append("/").append(id);
 }
 
 void ChangeMapper::Images::flush_into(CaptureBatch& batch) {
@@ -291,19 +297,20 @@ Status ChangeMapper::image_of(const SourceRow& lr, Images& images, const std::st
 void ChangeMapper::prefetch(const SourceRow& lr, const Images& images) {
   const db::Cell& id = lr.get(lr.type->key);
   if (!id) return;
-  static thread_local std::string key;  // image_key(), without an allocation
-  key.assign(lr.type->table).append("/").append(*id);
+  static thread_local std::string key;  // (its storage kept from call to call)
+  image_key(lr.type->table, *id, key);
   images.pending.prefetch(key);
 }
 
 Status ChangeMapper::map_row(const SourceRow& lr, Images& images, std::vector<OutboxEntry>& out) {
   const TypeDefinition& def = *lr.type;
-  auto id = lr.get(def.key);
+  const db::Cell& id = lr.get(def.key);
   if (!id || lr.action.empty()) {
     log_warn("capture", def.table + ": a row without id or action was skipped");
     return ok_status();
   }
-  const std::string key = image_key(def.table, *id);
+  std::string& key = row_key_;  // (its storage kept from row to row)
+  image_key(def.table, *id, key);
   auto found = image(images, def, *id, key, images.previous_scratch);
   if (!found) return found.error();
   // May point into `images.pending`: read before this row's image replaces it there.

@@ -118,6 +118,7 @@ class ChangeMapper {
   // load = the store's images; records are signed when read from the store (sign_as = this node).
   Images store_images();
   static std::string image_key(const std::string& table, const std::string& id);
+  static void image_key(const std::string& table, const std::string& id, std::string& out);
 
   // Notes which tables have no idmap entry at all (their rows need no reference look-up); call
   // once before each scan.
@@ -159,6 +160,7 @@ class ChangeMapper {
   Store& store_;
   std::map<std::string, bool> unmapped_tables_;
   std::vector<std::pair<const TypeDefinition*, std::uint64_t>> names_ids_;
+  std::string row_key_;  // map_row's image key
   std::unique_ptr<CommitThread> committer_;  // started by the first store_images()
 };
 
