@@ -12,7 +12,6 @@ namespace json = boost::json;
 
 ColumnIndex::ColumnIndex(const std::vector<std::string>& names) {
   for (std::size_t i = 0; i < names.size(); ++i) at_.emplace(names[i], static_cast<int>(i));
-  header_ = {{{"civishare_ts", -1}, {"log_action", -1}, {"log_conn_id", -1}, {"log_user_id", -1}}};
   for (auto& [name, at] : header_) {
     auto it = at_.find(name);
     at = it == at_.end() ? -1 : it->second;

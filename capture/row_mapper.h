@@ -42,11 +42,13 @@ class ColumnIndex {
   std::unordered_map<std::string, int, Hash, std::equal_to<>> at_;
   // The columns read from every row (civishare_ts, log_action, log_conn_id, log_user_id) and
   // their positions, found without hashing the name.
-  std::array<std::pair<std::string_view, int>, 4> header_{};
+  std::array<std::pair<std::string_view, int>, 4> header_{
+      {{"civishare_ts", -1}, {"log_action", -1}, {"log_conn_id", -1}, {"log_user_id", -1}}};
   mutable std::vector<std::pair<const TypeDefinition*, std::vector<int>>> positions_;
 };
 
-// The cell of `column` in `row`, an empty Cell when the column is absent or the row is short.
+// The cell of `column` in `row` (a reference into the row), an empty Cell when the column is
+// absent or the row is short.
 const db::Cell& cell(const ColumnIndex& columns, const db::Row& row, std::string_view column);
 
 struct LogRowHeader {
@@ -80,15 +82,15 @@ Status for_each_wire_value(const TypeDefinition& type, const ColumnIndex& column
   static thread_local std::string text;
   for (std::size_t i = 0; i < type.columns.size(); ++i) {
     const int p = at[i];
-    const db::Cell& cell = p >= 0 && static_cast<std::size_t>(p) < row.size()
-                               ? row[static_cast<std::size_t>(p)]
-                               : absent;
-    if (!cell) {  // NULL is null whatever the column (most of a CiviCRM row's cells)
+    const db::Cell& stored = p >= 0 && static_cast<std::size_t>(p) < row.size()
+                                 ? row[static_cast<std::size_t>(p)]
+                                 : absent;
+    if (!stored) {  // NULL is null whatever the column (most of a CiviCRM row's cells)
       each(i, std::string_view("null"));
       continue;
     }
     text.clear();
-    auto v = to_wire(type.columns[i], cell, text);
+    auto v = to_wire(type.columns[i], stored, text);
     if (!v) {
       if (v.error().code == Errc::database) return v.error();
       warnings.push_back(v.error().message + "; sent as null");
