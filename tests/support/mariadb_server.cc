@@ -16,6 +16,7 @@
 #include <filesystem>
 #include <fstream>
 #include <mutex>
+#include <set>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
@@ -24,19 +25,28 @@ namespace civishare::testing {
 namespace fs = std::filesystem;
 
 std::uint16_t free_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+  // The kernel may hand out a port again once it is released, and a test that asks for two (two
+  // agents, an agent and its database) then gets the same one twice: never return a port twice.
+  static std::mutex mu;
+  static std::set<std::uint16_t> given;
+  std::lock_guard lock(mu);
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = 0;
+    if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+      ::close(fd);
+      throw std::runtime_error("cannot bind a loopback port");
+    }
+    socklen_t len = sizeof addr;
+    ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
     ::close(fd);
-    throw std::runtime_error("cannot bind a loopback port");
+    const std::uint16_t port = ntohs(addr.sin_port);
+    if (given.insert(port).second) return port;
   }
-  socklen_t len = sizeof addr;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  ::close(fd);
-  return ntohs(addr.sin_port);
+  throw std::runtime_error("no loopback port that was not handed out already");
 }
 
 int run_command(const std::string& command, std::string* output) {

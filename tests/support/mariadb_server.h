@@ -50,7 +50,8 @@ class MariaDbServer {
   std::string tz_;
 };
 
-// A free TCP port on 127.0.0.1 (bound once and released; good enough for tests).
+// A free TCP port on 127.0.0.1 (bound once and released; good enough for tests), never one it
+// returned before in this process.
 std::uint16_t free_port();
 // Runs a shell command; returns its exit status and fills `output` with stdout+stderr.
 int run_command(const std::string& command, std::string* output = nullptr);
