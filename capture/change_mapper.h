@@ -160,7 +160,7 @@ class ChangeMapper {
   Store& store_;
   std::map<std::string, bool> unmapped_tables_;
   std::vector<std::pair<const TypeDefinition*, std::uint64_t>> names_ids_;
-  std::string row_key_;  // map_row's image key
+  std::string row_key_;                      // map_row's image key
   std::unique_ptr<CommitThread> committer_;  // started by the first store_images()
 };
 

@@ -60,12 +60,13 @@ TEST(RowMapper, RowHashIsTheSha256OfTheTableCellsAndSalt) {
       "Ann\x1f\x1e\x1f"
       "Insert";
   EXPECT_EQ(r.raw_hash(), sha256(text));
-  std::uint64_t first8 = 0;
-  for (int i = 7; i >= 0; --i) first8 = first8 << 8 | static_cast<unsigned char>(sha256(text)[i]);
-  EXPECT_EQ(r.hash64(), first8);
-  std::uint64_t legacy = 0;
-  for (int i = 7; i >= 0; --i) legacy = legacy << 8 | static_cast<unsigned char>(sha512(text)[i]);
-  EXPECT_EQ(r.legacy_hash64(), legacy);
+  auto first8 = [](const std::string& digest) {  // little-endian
+    std::uint64_t v = 0;
+    for (int i = 7; i >= 0; --i) v = v << 8 | static_cast<unsigned char>(digest[i]);
+    return v;
+  };
+  EXPECT_EQ(r.hash64(), first8(sha256(text)));
+  EXPECT_EQ(r.legacy_hash64(), first8(sha512(text)));
   SourceRow salted;  // (not a copy of r: that would carry r's hash, worked out once)
   salted.type = def;
   salted.columns = &columns;
